@@ -50,7 +50,7 @@ constexpr u32 Config0Base = 0x80004483;  // M, AT=2 (MIPS64), AR=1 (R2), MT=1 (T
 constexpr u32 Config0BE = 1u << 15;
 constexpr u32 Config1 = 0xFE633181;  // M, 64 TLB entries, 16 KiB 4-way 32 B I/D, FP
 constexpr u32 Config2 = 0x80000000;
-constexpr u32 Config3 = 0xA0002000;  // M, CMGCR, ULRI
+constexpr u32 Config3 = 0xA0003000;  // M, CMGCR, ULRI, RXI (RI/XI page protection)
 constexpr u32 Config4 = 0x800C0000;  // M, KScratch 2 and 3
 constexpr u32 Config5 = 0;
 constexpr u32 Config7 = 0x80010400;  // WII, AR, IAR
@@ -60,7 +60,7 @@ constexpr u32 FIR = 0x00730000;      // F64, L, W, D, S (no paired single)
 
 struct Cp0State {
     u64 index = 0, random = kTlbEntries - 1, entrylo0 = 0, entrylo1 = 0, context = 0, userlocal = 0;
-    u64 pagemask = 0, wired = 0, hwrena = 0, badvaddr = 0, entryhi = 0, compare = 0;
+    u64 pagemask = 0, pagegrain = 0, wired = 0, hwrena = 0, badvaddr = 0, entryhi = 0, compare = 0;
     u64 status = status::BEV | status::ERL, cause = 0, epc = 0, ebase = 0xFFFFFFFF80000000ull;
     u64 config0 = ident::Config0Base, lladdr = 0, xcontext = 0, errorepc = 0;
     u64 kscratch[8] = {};
