@@ -39,7 +39,7 @@ DISCO_HANDLER(CTC1) {
 #define FPU_ARITH(name)                                                   \
     DISCO_HANDLER(name) {                                                 \
         NEED_FPU();                                                       \
-        return fpu_outcome(c, d, fpu::execute(c.fpu, d->raw));            \
+        return fpu_outcome(c, d, fpu::execute(c.fpu, d->raw, c.r[(d->raw >> 16) & 31])); \
     }
 FPU_ARITH(FPU_S)
 FPU_ARITH(FPU_D)
