@@ -50,6 +50,7 @@ Result<LoadedKernel, LoadError> load_kernel_elf(const std::string& path, GuestRa
         got += static_cast<usize>(n);
     }
     if (bytes.size() < EI_NIDENT || std::memcmp(bytes.data(), ELFMAG, SELFMAG) != 0) return error("not an ELF file");
+    if (bytes.size() < sizeof(Elf64_Ehdr)) return error("truncated ELF header");
     if (bytes[EI_CLASS] != ELFCLASS64) return error("not a 64-bit ELF (MIPS64 kernels are ELFCLASS64)");
     if (bytes[EI_DATA] != ELFDATA2LSB && bytes[EI_DATA] != ELFDATA2MSB) return error("unknown ELF byte order");
 

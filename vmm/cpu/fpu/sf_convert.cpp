@@ -36,7 +36,7 @@ typename F::Bits from_i64(i64 v, Env& env) {
 template <class F>
 i64 to_int(typename F::Bits a, Round rm, int bits, Env& env) {
     using T = Traits<F>;
-    const i64 max = (i64(1) << (bits - 1)) - 1;  // also MIPS's answer for every invalid case
+    const i64 max = static_cast<i64>((u64(1) << (bits - 1)) - 1);  // also MIPS's answer for every invalid case
     if (T::exp(a) == F::kExpMax) [[unlikely]] {  // NaN or infinity
         env.raise(flag::kInvalid);
         return max;

@@ -1,0 +1,78 @@
+/* Start-up for bare-metal guests on Disco's bare-metal board
+ * (guest-kernel/README.md): clear BEV so exceptions use our vectors at
+ * EBase, enable the FPU (CU1, FR=1), give each vCPU a stack and call main();
+ * main's return value is reported through the test device. vCPUs other than
+ * 0 call secondary_main() when it is defined, else park in WAIT. */
+#include "regdef.h"
+    .set noreorder
+    .set noat
+    .section .text.start, "ax"
+    .globl _start
+_start:
+    mfc0    t0, $12                 /* Status */
+    li      t1, ~(1 << 22)          /* clear BEV */
+    and     t0, t0, t1
+    lui     t1, 0x2400              /* CU1 | FR */
+    or      t0, t0, t1
+    mtc0    t0, $12
+    ehb
+    mfc0    t2, $15, 1              /* EBase: CPUNum in bits 9:0 */
+    andi    t2, t2, 0x3ff
+    sltiu   t3, t2, MAX_CPUS
+    beqz    t3, park
+    nop
+    dla     sp, stacks_top
+    dsll    t3, t2, 14              /* 16 KiB of stack per vCPU */
+    dsubu   sp, sp, t3
+    bnez    t2, secondary
+    nop
+    jal     main
+    nop
+    move    a0, v0
+    jal     platform_exit
+    nop
+park:
+    wait
+    b       park
+    nop
+secondary:
+    dla     t9, secondary_main
+    beqz    t9, park
+    nop
+    jalr    t9
+    move    a0, t2
+    b       park
+    nop
+    .weak   secondary_main
+
+    .section .bss.stacks, "aw", @nobits
+    .align  4
+    .space  16384 * MAX_CPUS
+stacks_top:
+
+/* Exception vectors at EBase (0xffffffff80000000): every exception that a
+ * demo guest does not expect reports itself and fails. */
+    .section .vectors, "ax"
+    .globl  vectors_base
+vectors_base:
+    .org    0x000
+    b       unexpected
+    nop
+    .org    0x080
+    b       unexpected
+    nop
+    .org    0x180
+    b       unexpected
+    nop
+    .org    0x200
+    b       unexpected
+    nop
+unexpected:
+    dla     sp, stacks_top
+    mfc0    a0, $13                 /* Cause */
+    dmfc0   a1, $14                 /* EPC */
+    dmfc0   a2, $8                  /* BadVAddr */
+    jal     unexpected_exception
+    nop
+1:  b       1b
+    nop
