@@ -55,7 +55,6 @@ constexpr u32 Config4 = 0x800C0000;  // M, KScratch 2 and 3
 constexpr u32 Config5 = 0;
 constexpr u32 Config7 = 0x80010400;  // WII, AR, IAR
 constexpr u32 IntCtl = 0xFC000000;   // IPTI = IPPCI = 7
-constexpr u32 FIR = 0x00730000;      // F64, L, W, D, S (no paired single)
 }  // namespace ident
 
 struct Cp0State {

@@ -34,8 +34,8 @@ struct FpuState {
 
 /// FIR (CP1 control register 0) as QEMU's MIPS64R2-generic reports it:
 /// F64 | L | W | MIPS3D | PS | D | S, processor id 0, revision 0.
-/// NOTE: PS and MIPS3D are advertised (as by QEMU); see execute() for which
-/// of those instructions this library implements.
+/// PS and MIPS3D are advertised as QEMU does; execute() implements both
+/// except ALNV.PS and the BC1ANY branches (see there).
 constexpr u32 kFir = 0x007F0000;
 
 /// FCSR fields (Vol. I-A 6.5.5, Figure 6.8).
@@ -64,16 +64,15 @@ enum class Outcome : u8 {
 };
 
 /// Executes one COP1 (opcode 0x11) arithmetic/convert/compare/move-within-FPU
-/// instruction with fmt S, D, W, L (and PS, see below), or one COP1X
-/// (opcode 0x13) MADD/MSUB/NMADD/NMSUB. gpr_rt is the value of GPR[rt] (insn
-/// bits 20..16), read only by MOVZ.fmt/MOVN.fmt. Loads/stores, MFC1 & co.,
-/// CFC1/CTC1 and BC1* are not handled here: they give ReservedInstruction.
+/// instruction with fmt S, D, W, L or PS (paired single, which QEMU's
+/// MIPS64R2-generic has, as it has the MIPS-3D RECIP1/RECIP2/RSQRT1/RSQRT2/
+/// CABS/ADDR/MULR/CVT.PW.PS/CVT.PS.PW forms), or one COP1X (opcode 0x13)
+/// MADD/MSUB/NMADD/NMSUB.S/.D/.PS. gpr_rt is the value of GPR[rt] (insn bits
+/// 20..16), read only by MOVZ.fmt/MOVN.fmt. Not handled here (they give
+/// ReservedInstruction): loads/stores, MFC1 & co., CFC1/CTC1, BC1*, and the
+/// MIPS-3D BC1ANY2/BC1ANY4 branches and ALNV.PS (it reads GPR[rs]).
+/// Reserved Instruction and FR=0 register rules are QEMU's (see exec_*.cpp).
 Outcome execute(FpuState& s, u32 insn, u64 gpr_rt);
-
-/// As above for instructions that read no GPR. MOVZ.fmt/MOVN.fmt need GPR[rt]:
-/// passing it is the caller's job, so this form treats GPR[rt] as 0.
-[[deprecated("pass GPR[rt] (MOVZ.fmt/MOVN.fmt read it): execute(s, insn, gpr[(insn >> 16) & 31])")]]
-inline Outcome execute(FpuState& s, u32 insn) { return execute(s, insn, 0); }
 
 /// CFC1: fs=0 FIR, 25 FCCR, 26 FEXR, 28 FENR, 31 FCSR; 1 and 5 read 0; every
 /// other number reads FCSR, as QEMU does.
