@@ -1,8 +1,8 @@
 // `disco`: the monitor's command line. QEMU users should feel at home:
 //   disco run --kernel FILE [--memory SIZE] [--smp N]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "vmm/monitor/vm.hpp"

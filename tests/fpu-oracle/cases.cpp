@@ -37,14 +37,12 @@ const std::array<u32, 30> kSpecial32 = {
     0x5F000000, 0xDF000000,                          // 2^63, -2^63
 };
 const std::array<u64, 30> kSpecial64 = {
-    0x0000000000000000, 0x8000000000000000, 0x7FF0000000000000, 0xFFF0000000000000,
-    0x7FF7FFFFFFFFFFFF, 0x7FF0000000000001, 0xFFF4000000000000, 0x7FF0123456789ABC,
-    0x7FF8000000000000, 0x7FFFFFFFFFFFFFFF, 0xFFF8000000000001, 0xFFFC000000000000,
-    0x0000000000000001, 0x8000000000000001, 0x000FFFFFFFFFFFFF, 0x800FFFFFFFFFFFFF,
-    0x0010000000000000, 0x8010000000000000, 0x7FEFFFFFFFFFFFFF, 0xFFEFFFFFFFFFFFFF,
-    0x3FF0000000000000, 0xBFF0000000000000, 0x3FE0000000000000, 0x3FF8000000000000,
-    0x4004000000000000, 0xC004000000000000, 0x41E0000000000000, 0xC1E0000000000000,
-    0x43E0000000000000, 0xC3E0000000000000,
+    0x0000000000000000, 0x8000000000000000, 0x7FF0000000000000, 0xFFF0000000000000, 0x7FF7FFFFFFFFFFFF,
+    0x7FF0000000000001, 0xFFF4000000000000, 0x7FF0123456789ABC, 0x7FF8000000000000, 0x7FFFFFFFFFFFFFFF,
+    0xFFF8000000000001, 0xFFFC000000000000, 0x0000000000000001, 0x8000000000000001, 0x000FFFFFFFFFFFFF,
+    0x800FFFFFFFFFFFFF, 0x0010000000000000, 0x8010000000000000, 0x7FEFFFFFFFFFFFFF, 0xFFEFFFFFFFFFFFFF,
+    0x3FF0000000000000, 0xBFF0000000000000, 0x3FE0000000000000, 0x3FF8000000000000, 0x4004000000000000,
+    0xC004000000000000, 0x41E0000000000000, 0xC1E0000000000000, 0x43E0000000000000, 0xC3E0000000000000,
 };
 
 /// A binary32 value: special, random bits, ordinary, near the denormal or
@@ -57,19 +55,27 @@ u32 gen_f32(Rng& r) {
             const u32 m = static_cast<u32>(rnd(r, 8));
             return rnd(r, 2) ? (0x3F7FFFFFu - m) : (0x3F800000u + m);
         }
-        case 9: return sign | (rnd(r, 2) ? static_cast<u32>(rnd(r, 8)) : (0x00800000u - static_cast<u32>(rnd(r, 8))));
-        case 0: case 1: return kSpecial32[rnd(r, kSpecial32.size())];
-        case 2: return static_cast<u32>(r());
-        case 3: return sign | (static_cast<u32>(127 - 20 + rnd(r, 40)) << 23) | mant;
-        case 4: return sign | (static_cast<u32>(rnd(r, 4)) << 23) | (mant >> rnd(r, 23));
-        case 5: return sign | (static_cast<u32>(251 + rnd(r, 4)) << 23) | mant;
+        case 9:
+            return sign | (rnd(r, 2) ? static_cast<u32>(rnd(r, 8)) : (0x00800000u - static_cast<u32>(rnd(r, 8))));
+        case 0:
+        case 1:
+            return kSpecial32[rnd(r, kSpecial32.size())];
+        case 2:
+            return static_cast<u32>(r());
+        case 3:
+            return sign | (static_cast<u32>(127 - 20 + rnd(r, 40)) << 23) | mant;
+        case 4:
+            return sign | (static_cast<u32>(rnd(r, 4)) << 23) | (mant >> rnd(r, 23));
+        case 5:
+            return sign | (static_cast<u32>(251 + rnd(r, 4)) << 23) | mant;
         case 6: {
             const int bits = static_cast<int>(rnd(r, 66));
             const double n = std::ldexp(static_cast<double>(r() >> 11), bits - 53);
             const double fr[] = {0.0, 0.5, 0.25, 0.75, -0.5, 1.0 / 3};
             return sign | std::bit_cast<u32>(static_cast<float>(std::floor(n) + fr[rnd(r, 6)]));
         }
-        default: return sign | (static_cast<u32>(rnd(r, 255)) << 23) | mant;
+        default:
+            return sign | (static_cast<u32>(rnd(r, 255)) << 23) | mant;
     }
 }
 
@@ -81,12 +87,19 @@ u64 gen_f64(Rng& r) {
             const u64 m = rnd(r, 8);
             return rnd(r, 2) ? (0x3FEFFFFFFFFFFFFFull - m) : (0x3FF0000000000000ull + m);
         }
-        case 9: return sign | (rnd(r, 2) ? rnd(r, 8) : (0x0010000000000000ull - rnd(r, 8)));
-        case 0: case 1: return kSpecial64[rnd(r, kSpecial64.size())];
-        case 2: return r();
-        case 3: return sign | ((1023 - 30 + rnd(r, 60)) << 52) | mant;
-        case 4: return sign | (rnd(r, 4) << 52) | (mant >> rnd(r, 52));
-        case 5: return sign | ((2043 + rnd(r, 4)) << 52) | mant;
+        case 9:
+            return sign | (rnd(r, 2) ? rnd(r, 8) : (0x0010000000000000ull - rnd(r, 8)));
+        case 0:
+        case 1:
+            return kSpecial64[rnd(r, kSpecial64.size())];
+        case 2:
+            return r();
+        case 3:
+            return sign | ((1023 - 30 + rnd(r, 60)) << 52) | mant;
+        case 4:
+            return sign | (rnd(r, 4) << 52) | (mant >> rnd(r, 52));
+        case 5:
+            return sign | ((2043 + rnd(r, 4)) << 52) | mant;
         case 6: {
             const int bits = static_cast<int>(rnd(r, 66));
             const double n = std::ldexp(static_cast<double>(r() >> 11), bits - 53);
@@ -97,7 +110,8 @@ u64 gen_f64(Rng& r) {
             const u64 d = std::bit_cast<u64>(static_cast<double>(std::bit_cast<float>(gen_f32(r))));
             return rnd(r, 2) ? d : d + rnd(r, 1u << 29) - (1u << 28);
         }
-        default: return sign | (rnd(r, 2047) << 52) | mant;
+        default:
+            return sign | (rnd(r, 2047) << 52) | mant;
     }
 }
 
@@ -105,14 +119,28 @@ u64 gen_int(Rng& r, bool is_long) {
     const u64 v = r();
     switch (rnd(r, 5)) {
         case 0: {
-            const u64 s[] = {0, 1, ~0ull, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF80000000ull, 0x7FFFFFFFFFFFFFFFull,
-                             0x8000000000000000ull, 0x1000001, 0x20000000000001ull, 0xFFFFFF, 0x7FFFFFBF};
+            const u64 s[] = {0,
+                             1,
+                             ~0ull,
+                             0x7FFFFFFF,
+                             0x80000000,
+                             0xFFFFFFFF80000000ull,
+                             0x7FFFFFFFFFFFFFFFull,
+                             0x8000000000000000ull,
+                             0x1000001,
+                             0x20000000000001ull,
+                             0xFFFFFF,
+                             0x7FFFFFBF};
             return s[rnd(r, std::size(s))];
         }
-        case 1: return v >> rnd(r, 64);
-        case 2: return static_cast<u64>(-static_cast<i64>(v >> rnd(r, 64)));
-        case 3: return (u64(1) << rnd(r, is_long ? 64 : 32)) + rnd(r, 3) - 1;
-        default: return v;
+        case 1:
+            return v >> rnd(r, 64);
+        case 2:
+            return static_cast<u64>(-static_cast<i64>(v >> rnd(r, 64)));
+        case 3:
+            return (u64(1) << rnd(r, is_long ? 64 : 32)) + rnd(r, 3) - 1;
+        default:
+            return v;
     }
 }
 
@@ -121,7 +149,10 @@ u64 related(Rng& r, u64 a, Kind k) {
     const bool narrow = k == Kind::S;
     const u64 sign = narrow ? 0x80000000ull : 0x8000000000000000ull;
     switch (rnd(r, 8)) {
-        case 4: case 5: case 6: case 7: {  // a*b or a/b within a few ulps of 2^Emin: the underflow/flush edge
+        case 4:
+        case 5:
+        case 6:
+        case 7: {  // a*b or a/b within a few ulps of 2^Emin: the underflow/flush edge
             const bool for_mul = rnd(r, 2);
             const int k = static_cast<int>(rnd(r, 3)) - 1;
             if (narrow) {
@@ -135,27 +166,38 @@ u64 related(Rng& r, u64 a, Kind k) {
             const double y = for_mul ? std::ldexp(1.0 / x, -1022) : std::ldexp(x, 1022);
             return std::bit_cast<u64>(y) + k;
         }
-        case 0: return a;
-        case 1: return a ^ sign;
-        case 2: return (a ^ (rnd(r, 2) ? sign : 0)) + rnd(r, 16) - 8;
-        default: return (a ^ sign) + (u64(rnd(r, 8)) << (narrow ? 23 : 52)) - (u64(4) << (narrow ? 23 : 52));
+        case 0:
+            return a;
+        case 1:
+            return a ^ sign;
+        case 2:
+            return (a ^ (rnd(r, 2) ? sign : 0)) + rnd(r, 16) - 8;
+        default:
+            return (a ^ sign) + (u64(rnd(r, 8)) << (narrow ? 23 : 52)) - (u64(4) << (narrow ? 23 : 52));
     }
 }
 
 u64 gen_value(Rng& r, Kind k) {
     switch (k) {
-        case Kind::S: return gen_f32(r);
-        case Kind::D: return gen_f64(r);
-        case Kind::W: return gen_int(r, false) & 0xFFFFFFFF;
-        case Kind::L: return gen_int(r, true);
-        case Kind::PS: return (u64(gen_f32(r)) << 32) | gen_f32(r);
+        case Kind::S:
+            return gen_f32(r);
+        case Kind::D:
+            return gen_f64(r);
+        case Kind::W:
+            return gen_int(r, false) & 0xFFFFFFFF;
+        case Kind::L:
+            return gen_int(r, true);
+        case Kind::PS:
+            return (u64(gen_f32(r)) << 32) | gen_f32(r);
     }
     return 0;
 }
 
 void place(disco::cpu::fpu::FpuState& s, unsigned reg, Kind k, u64 v) {
-    if (k == Kind::S || k == Kind::W) s.write_w(reg, static_cast<u32>(v));
-    else s.write_d(reg, v);
+    if (k == Kind::S || k == Kind::W)
+        s.write_w(reg, static_cast<u32>(v));
+    else
+        s.write_d(reg, v);
 }
 
 u32 gen_fcsr(Rng& r, unsigned rm, bool fs) {
@@ -170,12 +212,18 @@ u32 gen_fcsr(Rng& r, unsigned rm, bool fs) {
 u32 gen_control_value(Rng& r) {
     const u32 v = static_cast<u32>(r());
     switch (rnd(r, 6)) {
-        case 0: return v & 0xFF;
-        case 1: return v & 0x0003F07C;
-        case 2: return v & 0x00000F87;
-        case 3: return v & ~0x0003F000u;  // no cause: never traps
-        case 4: return v & 0xFFFC0FFF;
-        default: return v;
+        case 0:
+            return v & 0xFF;
+        case 1:
+            return v & 0x0003F07C;
+        case 2:
+            return v & 0x00000F87;
+        case 3:
+            return v & ~0x0003F000u;  // no cause: never traps
+        case 4:
+            return v & 0xFFFC0FFF;
+        default:
+            return v;
     }
 }
 
@@ -184,8 +232,8 @@ u32 gen_control_value(Rng& r) {
 std::vector<OpSpec> op_specs() {
     std::vector<OpSpec> v;
     auto is_arith_sd = [](unsigned f) {
-        return f <= 4 || (f >= 8 && f <= 15) || f == 21 || f == 22 || (f >= 28 && f <= 33) || f == 36 ||
-               f == 37 || f >= 48;
+        return f <= 4 || (f >= 8 && f <= 15) || f == 21 || f == 22 || (f >= 28 && f <= 33) || f == 36 || f == 37 ||
+               f >= 48;
     };
     for (unsigned funct = 0; funct < 64; ++funct) {
         const int heavy = (funct <= 3 || funct == 4 || funct == 32 || funct == 33 || funct == 36) ? 10 : 5;
@@ -264,26 +312,25 @@ std::vector<Case> generate(u64 seed, double scale) {
 
 std::string mnemonic(u32 insn) {
     static const char* const kFunct[64] = {
-        "add",    "sub",    "mul",     "div",     "sqrt",    "abs",     "mov",     "neg",
-        "round.l", "trunc.l", "ceil.l", "floor.l", "round.w", "trunc.w", "ceil.w", "floor.w",
-        "?16",    "movcf",  "movz",    "movn",    "?20",     "recip",   "rsqrt",   "?23",
-        "addr",   "?25",    "mulr",    "?27",     "recip2",  "recip1",  "rsqrt1",  "rsqrt2",
-        "cvt.s",  "cvt.d",  "?34",     "?35",     "cvt.w",   "cvt.l",   "cvt.ps",  "?39",
-        "cvt.s.pl", "?41",  "?42",     "?43",     "pll",     "plu",     "pul",     "puu",
-        "c.f",    "c.un",   "c.eq",    "c.ueq",   "c.olt",   "c.ult",   "c.ole",   "c.ule",
-        "c.sf",   "c.ngle", "c.seq",   "c.ngl",   "c.lt",    "c.nge",   "c.le",    "c.ngt"};
+        "add",      "sub",     "mul",     "div",     "sqrt",   "abs",     "mov",   "neg",    "round.l", "trunc.l",
+        "ceil.l",   "floor.l", "round.w", "trunc.w", "ceil.w", "floor.w", "?16",   "movcf",  "movz",    "movn",
+        "?20",      "recip",   "rsqrt",   "?23",     "addr",   "?25",     "mulr",  "?27",    "recip2",  "recip1",
+        "rsqrt1",   "rsqrt2",  "cvt.s",   "cvt.d",   "?34",    "?35",     "cvt.w", "cvt.l",  "cvt.ps",  "?39",
+        "cvt.s.pl", "?41",     "?42",     "?43",     "pll",    "plu",     "pul",   "puu",    "c.f",     "c.un",
+        "c.eq",     "c.ueq",   "c.olt",   "c.ult",   "c.ole",  "c.ule",   "c.sf",  "c.ngle", "c.seq",   "c.ngl",
+        "c.lt",     "c.nge",   "c.le",    "c.ngt"};
     const unsigned rs = (insn >> 21) & 31, rt = (insn >> 16) & 31, rd = (insn >> 11) & 31, sa = (insn >> 6) & 31;
     const unsigned funct = insn & 63;
     if ((insn >> 26) == 0x13) {
         static const char* const kOp[8] = {"?", "?", "?", "?", "madd", "msub", "nmadd", "nmsub"};
         static const char* const kFmt[8] = {"s", "d", "?2", "?3", "?4", "?5", "ps", "?7"};
-        return fmt::format("{}.{} $f{}, $f{}, $f{}, $f{}  [{:#010x}]", kOp[funct >> 3], kFmt[funct & 7], sa, rs, rd,
-                           rt, insn);
+        return fmt::format("{}.{} $f{}, $f{}, $f{}, $f{}  [{:#010x}]", kOp[funct >> 3], kFmt[funct & 7], sa, rs, rd, rt,
+                           insn);
     }
     if (rs == 2) return fmt::format("cfc1 $3, ${}  [{:#010x}]", rd, insn);
     if (rs == 6) return fmt::format("ctc1 $3, ${}  [{:#010x}]", rd, insn);
-    static const char* const kFmt[32] = {"?", "?", "?", "?", "?", "?", "?", "?", "?", "?", "?",
-                                         "?", "?", "?", "?", "?", "s", "d", "?", "?", "w", "l",
+    static const char* const kFmt[32] = {"?",  "?", "?", "?", "?", "?", "?", "?", "?", "?", "?",
+                                         "?",  "?", "?", "?", "?", "s", "d", "?", "?", "w", "l",
                                          "ps", "?", "?", "?", "?", "?", "?", "?", "?", "?"};
     std::string name = kFunct[funct];
     if (funct >= 48 && (insn & (1u << 6))) name = "cabs" + name.substr(1);

@@ -15,7 +15,7 @@ struct Case {
     u32 insn = 0;
     u32 mode = 1;  // bit 0: Status.FR
     u64 fcsr = 0;
-    u64 gpr = 0;   // GPR $3 (rt of MOVZ/MOVN/CTC1/CFC1)
+    u64 gpr = 0;  // GPR $3 (rt of MOVZ/MOVN/CTC1/CFC1)
     u64 fpr[32] = {};
 };
 static_assert(sizeof(Case) == 280);
@@ -35,11 +35,11 @@ enum class Kind : u8 { S, D, W, L, PS };
 
 /// What an opcode under test reads, so its operands can be chosen well.
 struct OpSpec {
-    u32 base;            // the instruction word with zero register fields
-    Kind src;            // format of fs/ft/fr
-    bool cop1x;          // fd, fr, fs, ft
-    bool control;        // CTC1 / CFC1
-    int weight;          // cases per (FR, RM, FS) combination
+    u32 base;      // the instruction word with zero register fields
+    Kind src;      // format of fs/ft/fr
+    bool cop1x;    // fd, fr, fs, ft
+    bool control;  // CTC1 / CFC1
+    int weight;    // cases per (FR, RM, FS) combination
 };
 
 std::vector<OpSpec> op_specs();

@@ -49,16 +49,19 @@ Result run_ours(const Case& c) {
 }
 
 bool same(const Result& a, const Result& b) {
-    return a.outcome == b.outcome && a.fcsr == b.fcsr && a.gpr == b.gpr &&
-           std::memcmp(a.fpr, b.fpr, sizeof a.fpr) == 0;
+    return a.outcome == b.outcome && a.fcsr == b.fcsr && a.gpr == b.gpr && std::memcmp(a.fpr, b.fpr, sizeof a.fpr) == 0;
 }
 
 const char* outcome_name(u32 o) {
     switch (o) {
-        case 0: return "ok";
-        case 1: return "FPE";
-        case 2: return "RI";
-        default: return "signal?";
+        case 0:
+            return "ok";
+        case 1:
+            return "FPE";
+        case 2:
+            return "RI";
+        default:
+            return "signal?";
     }
 }
 
@@ -94,9 +97,12 @@ int main(int argc, char** argv) {
     if (const char* e = std::getenv("FPU_ORACLE_SEED")) seed = std::strtoull(e, nullptr, 0);
     for (int i = 3; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 0);
-        else if (a == "--scale") scale = std::strtod(argv[i + 1], nullptr);
-        else if (a == "--max-report") max_report = std::atoi(argv[i + 1]);
+        if (a == "--seed")
+            seed = std::strtoull(argv[i + 1], nullptr, 0);
+        else if (a == "--scale")
+            scale = std::strtod(argv[i + 1], nullptr);
+        else if (a == "--max-report")
+            max_report = std::atoi(argv[i + 1]);
     }
     if (access(qemu.c_str(), X_OK) != 0 || access(oracle.c_str(), R_OK) != 0) {
         fmt::print("fpu-oracle: skipped ({} or {} missing)\n", qemu, oracle);
@@ -115,7 +121,8 @@ int main(int argc, char** argv) {
     std::fwrite(cases.data(), sizeof(Case), cases.size(), in);
     std::fclose(in);
     close(out_fd);
-    const std::string cmd = quote(qemu) + " -cpu MIPS64R2-generic " + quote(oracle) + " < " + in_path + " > " + out_path;
+    const std::string cmd =
+        quote(qemu) + " -cpu MIPS64R2-generic " + quote(oracle) + " < " + in_path + " > " + out_path;
     const int rc = std::system(cmd.c_str());
     std::vector<Result> theirs(cases.size());
     FILE* out = std::fopen(out_path, "rb");
@@ -132,7 +139,8 @@ int main(int argc, char** argv) {
     size_t outcomes[4] = {}, causes[6] = {};  // coverage: how often each outcome / Cause bit was seen
     for (size_t i = 0; i < cases.size(); ++i) {
         const Result ours = run_ours(cases[i]);
-        if (!same(ours, theirs[i]) && bad++ < static_cast<size_t>(max_report)) report(seed, i, cases[i], ours, theirs[i]);
+        if (!same(ours, theirs[i]) && bad++ < static_cast<size_t>(max_report))
+            report(seed, i, cases[i], ours, theirs[i]);
         ++outcomes[theirs[i].outcome & 3];
         for (int b = 0; b < 6; ++b) causes[b] += (theirs[i].fcsr >> (12 + b)) & 1;
     }

@@ -33,8 +33,12 @@ constexpr u32 jr(unsigned rs) { return r(rs, 0, 0, 0, 8); }
 constexpr u32 syscall() { return 0x0000000C; }
 constexpr u32 nop() { return 0; }
 constexpr u32 self_loop() { return beq(0, 0, -1); }
-constexpr u32 mtc0(unsigned rt, unsigned reg, unsigned sel = 0) { return (0x10u << 26) | (4u << 21) | (rt << 16) | (reg << 11) | sel; }
-constexpr u32 mfc0(unsigned rt, unsigned reg, unsigned sel = 0) { return (0x10u << 26) | (rt << 16) | (reg << 11) | sel; }
+constexpr u32 mtc0(unsigned rt, unsigned reg, unsigned sel = 0) {
+    return (0x10u << 26) | (4u << 21) | (rt << 16) | (reg << 11) | sel;
+}
+constexpr u32 mfc0(unsigned rt, unsigned reg, unsigned sel = 0) {
+    return (0x10u << 26) | (rt << 16) | (reg << 11) | sel;
+}
 constexpr u32 eret() { return 0x42000018; }
 }  // namespace enc
 
@@ -56,15 +60,18 @@ struct CpuHarness {
         c->write_cp0(cpu::cp0::Status, cpu::status::CU0 | cpu::status::KX | cpu::status::SX | cpu::status::UX);
         c->cp0.ebase = 0xFFFFFFFF80000000ull;
         // Every vector parks the CPU: "b . ; nop".
-        for (u64 off : {0x000ull, 0x080ull, 0x180ull, 0x200ull}) put(0xFFFFFFFF80000000ull + off, {enc::self_loop(), enc::nop()});
+        for (u64 off : {0x000ull, 0x080ull, 0x180ull, 0x200ull})
+            put(0xFFFFFFFF80000000ull + off, {enc::self_loop(), enc::nop()});
         c->pc = kCodeBase;
     }
     void put(u64 kseg0, std::vector<u32> words) {
         u64 pa = kseg0 & 0x1FFFFFFF;
         for (u32 w : words) {
             u8 b[4];
-            if (order == ByteOrder::Little) store_guest<ByteOrder::Little, u32>(b, w);
-            else store_guest<ByteOrder::Big, u32>(b, w);
+            if (order == ByteOrder::Little)
+                store_guest<ByteOrder::Little, u32>(b, w);
+            else
+                store_guest<ByteOrder::Big, u32>(b, w);
             (void)ram.write(GuestPhysAddr(pa), b);
             code->note_write(pa >> 12);
             pa += 4;

@@ -1,9 +1,8 @@
 // The software CPU's core behaviour, pinned down with hand-encoded programs:
 // decoding, sign extension, delay slots, exceptions and their registers, the
 // soft TLB and code-page invalidation, LL/SC across threads, the timer.
-#include <catch2/catch.hpp>
-
 #include <bit>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "cpu_harness.hpp"
@@ -32,7 +31,7 @@ TEST_CASE("every table entry decodes to itself", "[cpu][decoder]") {
     }
     CHECK(cpu::decode_op(0xFC000000u | (1u << 26)) != Op::Invalid);  // SD
     CHECK(cpu::decode_op(0x7C00003Bu | (31u << 11)) == Op::RDHWR);
-    CHECK(cpu::decode_op(0xEC000000u) == Op::Invalid);                // opcode 0x3B is reserved
+    CHECK(cpu::decode_op(0xEC000000u) == Op::Invalid);  // opcode 0x3B is reserved
 }
 
 TEST_CASE("the disassembler reads the same table", "[cpu][decoder]") {
@@ -46,8 +45,8 @@ TEST_CASE("the disassembler reads the same table", "[cpu][decoder]") {
 
 TEST_CASE("32-bit operations sign-extend their results", "[cpu]") {
     CpuHarness h;
-    h.run({enc::lui(8, 0x7FFF), enc::ori(8, 8, 0xFFFF), enc::addiu(9, 8, 1), enc::daddiu(10, 8, 1),
-           enc::addu(11, 0, 0), enc::addiu(0, 0, 5)});
+    h.run({enc::lui(8, 0x7FFF), enc::ori(8, 8, 0xFFFF), enc::addiu(9, 8, 1), enc::daddiu(10, 8, 1), enc::addu(11, 0, 0),
+           enc::addiu(0, 0, 5)});
     CHECK(h.c->r[9] == 0xFFFFFFFF80000000ull);
     CHECK(h.c->r[10] == 0x80000000ull);
     CHECK(h.c->r[0] == 0);
@@ -55,8 +54,7 @@ TEST_CASE("32-bit operations sign-extend their results", "[cpu]") {
 
 TEST_CASE("ADD overflow raises Ov without writing the destination", "[cpu][exceptions]") {
     CpuHarness h;
-    h.run({enc::lui(8, 0x7FFF), enc::ori(8, 8, 0xFFFF), enc::addiu(9, 0, 1), enc::addiu(10, 0, 7),
-           enc::add(10, 8, 9)});
+    h.run({enc::lui(8, 0x7FFF), enc::ori(8, 8, 0xFFFF), enc::addiu(9, 0, 1), enc::addiu(10, 0, 7), enc::add(10, 8, 9)});
     CHECK(h.parked_at(kGeneralVector));
     CHECK(exc_code(*h.c) == 12);
     CHECK(h.c->cp0.epc == kCodeBase + 16);
@@ -66,8 +64,8 @@ TEST_CASE("ADD overflow raises Ov without writing the destination", "[cpu][excep
 
 TEST_CASE("delay slots run; branch-likely annuls them when not taken", "[cpu][branches]") {
     CpuHarness h;
-    h.run({enc::beq(0, 0, 2), enc::addiu(8, 0, 1), enc::addiu(9, 0, 1), enc::beql(8, 0, 2),
-           enc::addiu(10, 0, 1), enc::addiu(11, 0, 1)});
+    h.run({enc::beq(0, 0, 2), enc::addiu(8, 0, 1), enc::addiu(9, 0, 1), enc::beql(8, 0, 2), enc::addiu(10, 0, 1),
+           enc::addiu(11, 0, 1)});
     CHECK(h.c->r[8] == 1);   // slot of the taken branch ran
     CHECK(h.c->r[9] == 0);   // skipped by the branch
     CHECK(h.c->r[10] == 0);  // annulled slot
@@ -138,13 +136,13 @@ TEST_CASE("LL/SC is atomic across host threads", "[cpu][smp]") {
     CpuHarness h;
     const u64 counter = kDataBase;
     // loop: ll t1,0(t0); addiu t1,t1,1; sc t1,0(t0); beq t1,zero,loop; nop; addiu t2,t2,-1; bne t2,zero,loop; nop
-    const std::vector<u32> prog = {enc::lui(8, 0x8001),
-                                   enc::lui(10, 1),  // 65536 iterations
-                                   enc::i(48, 8, 9, 0), enc::addiu(9, 9, 1), enc::i(56, 8, 9, 0),
-                                   enc::beq(9, 0, -4), enc::nop(), enc::addiu(10, 10, -1), enc::bne(10, 0, -7),
-                                   enc::nop(), enc::self_loop(), enc::nop()};
+    const std::vector<u32> prog = {
+        enc::lui(8, 0x8001),    enc::lui(10, 1),  // 65536 iterations
+        enc::i(48, 8, 9, 0),    enc::addiu(9, 9, 1), enc::i(56, 8, 9, 0), enc::beq(9, 0, -4), enc::nop(),
+        enc::addiu(10, 10, -1), enc::bne(10, 0, -7), enc::nop(),          enc::self_loop(),   enc::nop()};
     h.put(kCodeBase, prog);
-    cpu::Cpu second(cpu::CpuBus{&h.ram, &h.mmio, h.code.get(), &h.stop, [](const std::string&) {}}, ByteOrder::Little, 1);
+    cpu::Cpu second(cpu::CpuBus{&h.ram, &h.mmio, h.code.get(), &h.stop, [](const std::string&) {}}, ByteOrder::Little,
+                    1);
     second.write_cp0(cpu::cp0::Status, cpu::status::CU0 | cpu::status::KX);
     second.pc = kCodeBase;
     h.c->pc = kCodeBase;

@@ -1,8 +1,8 @@
 // The bare-metal board's devices and the kernel loader (vmm/dev, vmm/board).
-#include <catch2/catch.hpp>
 #include <elf.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
 #include <random>

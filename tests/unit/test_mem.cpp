@@ -1,7 +1,6 @@
 // Guest RAM, the MMIO bus and code-page watching (vmm/mem).
-#include <catch2/catch.hpp>
-
 #include <array>
+#include <catch2/catch.hpp>
 
 #include "vmm/mem/code_watch.hpp"
 #include "vmm/mem/endian.hpp"
@@ -17,8 +16,8 @@ TEST_CASE("guest RAM accessors are bounds- and overflow-checked", "[mem]") {
     CHECK_FALSE(ram.add_region(GuestPhysAddr(0x80000), 1 << 20));  // overlaps
     std::array<u8, 8> buf{1, 2, 3, 4, 5, 6, 7, 8};
     CHECK(ram.write(GuestPhysAddr(0xFFFF8), buf));
-    CHECK_FALSE(ram.write(GuestPhysAddr(0xFFFF9), buf));              // straddles the end
-    CHECK_FALSE(ram.read(GuestPhysAddr(~0ull - 3), buf));              // wraps around
+    CHECK_FALSE(ram.write(GuestPhysAddr(0xFFFF9), buf));                 // straddles the end
+    CHECK_FALSE(ram.read(GuestPhysAddr(~0ull - 3), buf));                // wraps around
     CHECK_FALSE(ram.host_span(GuestPhysAddr(0x100000), 1).has_value());  // the hole
     CHECK(ram.host_page(GuestPhysAddr(0x20000123)) != nullptr);
     CHECK(ram.host_page(GuestPhysAddr(0x1FFFF000)) == nullptr);

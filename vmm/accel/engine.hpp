@@ -36,6 +36,5 @@ public:
 };
 
 /// The software CPU: the pre-decoded interpreter of vmm/cpu.
-std::unique_ptr<VcpuEngine> make_interpreter(cpu::CpuBus bus, ByteOrder order, unsigned index,
-                                             const ResetState& reset);
+std::unique_ptr<VcpuEngine> make_interpreter(cpu::CpuBus bus, ByteOrder order, unsigned index, const ResetState& reset);
 }  // namespace disco::accel

@@ -16,13 +16,13 @@
 namespace disco::board {
 
 // Memory map (guest-physical).
-constexpr u64 kRamLowLimit = 0x1F000000;   // RAM below the device window
-constexpr u64 kRamHighBase = 0x20000000;   // the rest of RAM continues here
-constexpr u64 kUartBase = 0x1F020000;      // 16550, byte registers (reg-shift 0)
+constexpr u64 kRamLowLimit = 0x1F000000;  // RAM below the device window
+constexpr u64 kRamHighBase = 0x20000000;  // the rest of RAM continues here
+constexpr u64 kUartBase = 0x1F020000;     // 16550, byte registers (reg-shift 0)
 constexpr u64 kUartSize = 0x100;
 constexpr u64 kTestDeviceBase = 0x1F030000;  // 32-bit write of V: exit with V & 0xFF
 constexpr u64 kTestDeviceSize = 0x10;
-constexpr unsigned kUartIrq = 2;           // Cause.IP2
+constexpr unsigned kUartIrq = 2;  // Cause.IP2
 constexpr u64 kMinMemory = 1ull << 20;
 constexpr u64 kMaxMemory = 64ull << 30;
 

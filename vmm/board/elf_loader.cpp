@@ -27,8 +27,8 @@ struct ElfCloser {
 
 Result<u64, LoadError> unmapped_to_physical(u64 a) {
     if (a >= 0xFFFFFFFF80000000ull && a < 0xFFFFFFFFC0000000ull) return a & 0x1FFFFFFFull;  // kseg0, kseg1
-    if ((a >> 62) == 2) return a & ((1ull << 36) - 1);                                       // xkphys
-    if (a < 0x80000000ull) return a;                                                          // physical
+    if ((a >> 62) == 2) return a & ((1ull << 36) - 1);                                      // xkphys
+    if (a < 0x80000000ull) return a;                                                        // physical
     return fail(LoadError{fmt::format("address {:#x} is not in an unmapped segment", a)});
 }
 
@@ -71,7 +71,8 @@ Result<LoadedKernel, LoadError> load_kernel_elf(const std::string& path, GuestRa
     bool any = false;
     for (size_t i = 0; i < phnum; ++i) {
         GElf_Phdr ph;
-        if (!gelf_getphdr(elf.get(), static_cast<int>(i), &ph)) return error(fmt::format("program header {} is truncated", i));
+        if (!gelf_getphdr(elf.get(), static_cast<int>(i), &ph))
+            return error(fmt::format("program header {} is truncated", i));
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
         if (ph.p_filesz > ph.p_memsz) return error(fmt::format("segment {} has p_filesz > p_memsz", i));
         if (ph.p_offset > bytes.size() || ph.p_filesz > bytes.size() - ph.p_offset)
@@ -80,8 +81,7 @@ Result<LoadedKernel, LoadError> load_kernel_elf(const std::string& path, GuestRa
         if (!pa) return error(fmt::format("segment {}: {}", i, pa.error().message));
         if (*pa + ph.p_memsz < *pa) return error(fmt::format("segment {} wraps around the address space", i));
         auto span = ram.host_span(GuestPhysAddr(*pa), ph.p_memsz);
-        if (!span)
-            return error(fmt::format("segment {} ({:#x}+{:#x}) does not fit in guest RAM", i, *pa, ph.p_memsz));
+        if (!span) return error(fmt::format("segment {} ({:#x}+{:#x}) does not fit in guest RAM", i, *pa, ph.p_memsz));
         std::memcpy(span->data(), bytes.data() + ph.p_offset, ph.p_filesz);
         std::memset(span->data() + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);  // .bss
         k.phys_low = std::min(k.phys_low, *pa);

@@ -8,7 +8,7 @@
 
 namespace disco::cpu {
 namespace {
-constexpr u64 kNsPerCountTick = 10;  // Count runs at 100 MHz (half of a 200 MHz core clock)
+constexpr u64 kNsPerCountTick = 10;                         // Count runs at 100 MHz (half of a 200 MHz core clock)
 constexpr u64 kEntryLoMask = 0x3FFFFFFFull | (3ull << 62);  // PFN(PABITS 36), C, D, V, G, RI, XI
 constexpr u64 kHwrEnaMask = 0xFull | (1ull << 29);          // CPUNum, SYNCI_Step, CC, CCRes, ULR
 constexpr u64 kPageGrainMask = (1ull << 31) | (1ull << 30) | (1ull << 27);  // RIE, XIE, IEC
@@ -16,24 +16,42 @@ constexpr u64 kPageGrainMask = (1ull << 31) | (1ull << 30) | (1ull << 27);  // R
 
 const char* exc_name(Exc e) {
     switch (e) {
-        case Exc::Int: return "Int";
-        case Exc::Mod: return "Mod";
-        case Exc::TLBL: return "TLBL";
-        case Exc::TLBS: return "TLBS";
-        case Exc::AdEL: return "AdEL";
-        case Exc::AdES: return "AdES";
-        case Exc::IBE: return "IBE";
-        case Exc::DBE: return "DBE";
-        case Exc::Sys: return "Sys";
-        case Exc::Bp: return "Bp";
-        case Exc::RI: return "RI";
-        case Exc::CpU: return "CpU";
-        case Exc::Ov: return "Ov";
-        case Exc::Tr: return "Tr";
-        case Exc::FPE: return "FPE";
-        case Exc::TLBRI: return "TLBRI";
-        case Exc::TLBXI: return "TLBXI";
-        case Exc::MCheck: return "MCheck";
+        case Exc::Int:
+            return "Int";
+        case Exc::Mod:
+            return "Mod";
+        case Exc::TLBL:
+            return "TLBL";
+        case Exc::TLBS:
+            return "TLBS";
+        case Exc::AdEL:
+            return "AdEL";
+        case Exc::AdES:
+            return "AdES";
+        case Exc::IBE:
+            return "IBE";
+        case Exc::DBE:
+            return "DBE";
+        case Exc::Sys:
+            return "Sys";
+        case Exc::Bp:
+            return "Bp";
+        case Exc::RI:
+            return "RI";
+        case Exc::CpU:
+            return "CpU";
+        case Exc::Ov:
+            return "Ov";
+        case Exc::Tr:
+            return "Tr";
+        case Exc::FPE:
+            return "FPE";
+        case Exc::TLBRI:
+            return "TLBRI";
+        case Exc::TLBXI:
+            return "TLBXI";
+        case Exc::MCheck:
+            return "MCheck";
     }
     return "?";
 }
@@ -79,8 +97,10 @@ void Cpu::take_interrupt() { raise_at(pc, false, Exc::Int, 0, false, false); }
 
 void Cpu::set_irq_line(unsigned ip, bool level) {
     const u32 bit = 1u << (cause::IP_SHIFT + ip);
-    if (level) irq_lines_.fetch_or(bit, std::memory_order_acq_rel);
-    else irq_lines_.fetch_and(~bit, std::memory_order_acq_rel);
+    if (level)
+        irq_lines_.fetch_or(bit, std::memory_order_acq_rel);
+    else
+        irq_lines_.fetch_and(~bit, std::memory_order_acq_rel);
     kick();
 }
 
@@ -171,7 +191,8 @@ bool Cpu::cp0_usable() const { return mode_ == 0 || (cp0.status & status::CU0); 
 // ---- Register access ---------------------------------------------------------
 u64 Cpu::read_cp0(unsigned reg) {
     switch (reg) {
-        case cp0::Index: return cp0.index;
+        case cp0::Index:
+            return cp0.index;
         case cp0::Random: {
             // Between Wired and the last entry (MD00091 §9.5); pseudo-random.
             random_state_ ^= random_state_ << 13;
@@ -180,37 +201,67 @@ u64 Cpu::read_cp0(unsigned reg) {
             const u64 wired = cp0.wired % kTlbEntries;
             return wired + random_state_ % (kTlbEntries - wired);
         }
-        case cp0::EntryLo0: return cp0.entrylo0;
-        case cp0::EntryLo1: return cp0.entrylo1;
-        case cp0::Context: return cp0.context;
-        case cp0::UserLocal: return cp0.userlocal;
-        case cp0::PageMask: return cp0.pagemask;
-        case cp0::PageGrain: return cp0.pagegrain;
-        case cp0::Wired: return cp0.wired;
-        case cp0::HWREna: return cp0.hwrena;
-        case cp0::BadVAddr: return cp0.badvaddr;
-        case cp0::Count: return read_count();
-        case cp0::EntryHi: return cp0.entryhi;
-        case cp0::Compare: return cp0.compare;
-        case cp0::Status: return cp0.status;
-        case cp0::IntCtl: return ident::IntCtl;
-        case cp0::SRSCtl: return 0;
-        case cp0::Cause: check_timer(now_ns()); return (cp0.cause & ~cause::IP) | cause_ip();
-        case cp0::EPC: return cp0.epc;
-        case cp0::PRId: return ident::PRId;
-        case cp0::EBase: return (cp0.ebase & ~0x3FFull) | cp0.cpu_num;
-        case cp0::CMGCRBase: return cp0.cmgcr_base >> 4;
+        case cp0::EntryLo0:
+            return cp0.entrylo0;
+        case cp0::EntryLo1:
+            return cp0.entrylo1;
+        case cp0::Context:
+            return cp0.context;
+        case cp0::UserLocal:
+            return cp0.userlocal;
+        case cp0::PageMask:
+            return cp0.pagemask;
+        case cp0::PageGrain:
+            return cp0.pagegrain;
+        case cp0::Wired:
+            return cp0.wired;
+        case cp0::HWREna:
+            return cp0.hwrena;
+        case cp0::BadVAddr:
+            return cp0.badvaddr;
+        case cp0::Count:
+            return read_count();
+        case cp0::EntryHi:
+            return cp0.entryhi;
+        case cp0::Compare:
+            return cp0.compare;
+        case cp0::Status:
+            return cp0.status;
+        case cp0::IntCtl:
+            return ident::IntCtl;
+        case cp0::SRSCtl:
+            return 0;
+        case cp0::Cause:
+            check_timer(now_ns());
+            return (cp0.cause & ~cause::IP) | cause_ip();
+        case cp0::EPC:
+            return cp0.epc;
+        case cp0::PRId:
+            return ident::PRId;
+        case cp0::EBase:
+            return (cp0.ebase & ~0x3FFull) | cp0.cpu_num;
+        case cp0::CMGCRBase:
+            return cp0.cmgcr_base >> 4;
         case cp0::Config0:
             return (cp0.config0 & 7) | (ident::Config0Base & ~7u) | (order_ == ByteOrder::Big ? ident::Config0BE : 0);
-        case cp0::Config1: return ident::Config1;
-        case cp0::Config2: return ident::Config2;
-        case cp0::Config3: return ident::Config3;
-        case cp0::Config4: return ident::Config4;
-        case cp0::Config5: return ident::Config5;
-        case cp0::Config7: return ident::Config7;
-        case cp0::LLAddr: return cp0.lladdr;
-        case cp0::XContext: return cp0.xcontext;
-        case cp0::ErrorEPC: return cp0.errorepc;
+        case cp0::Config1:
+            return ident::Config1;
+        case cp0::Config2:
+            return ident::Config2;
+        case cp0::Config3:
+            return ident::Config3;
+        case cp0::Config4:
+            return ident::Config4;
+        case cp0::Config5:
+            return ident::Config5;
+        case cp0::Config7:
+            return ident::Config7;
+        case cp0::LLAddr:
+            return cp0.lladdr;
+        case cp0::XContext:
+            return cp0.xcontext;
+        case cp0::ErrorEPC:
+            return cp0.errorepc;
         default:
             if (reg >= cp0::KScratch2 && reg <= cp0::KScratch7) return cp0.kscratch[reg - cp0_reg(31, 0)];
             return 0;  // unimplemented registers read as zero
@@ -219,18 +270,34 @@ u64 Cpu::read_cp0(unsigned reg) {
 
 void Cpu::write_cp0(unsigned reg, u64 v) {
     switch (reg) {
-        case cp0::Index: cp0.index = v % kTlbEntries; break;
-        case cp0::EntryLo0: cp0.entrylo0 = v & kEntryLoMask; break;
-        case cp0::EntryLo1: cp0.entrylo1 = v & kEntryLoMask; break;
-        case cp0::Context: cp0.context = (cp0.context & 0x7FFFFFull) | (v & ~0x7FFFFFull); break;
-        case cp0::UserLocal: cp0.userlocal = v; break;
-        case cp0::PageMask: cp0.pagemask = v & 0x1FFFE000ull; break;
+        case cp0::Index:
+            cp0.index = v % kTlbEntries;
+            break;
+        case cp0::EntryLo0:
+            cp0.entrylo0 = v & kEntryLoMask;
+            break;
+        case cp0::EntryLo1:
+            cp0.entrylo1 = v & kEntryLoMask;
+            break;
+        case cp0::Context:
+            cp0.context = (cp0.context & 0x7FFFFFull) | (v & ~0x7FFFFFull);
+            break;
+        case cp0::UserLocal:
+            cp0.userlocal = v;
+            break;
+        case cp0::PageMask:
+            cp0.pagemask = v & 0x1FFFE000ull;
+            break;
         case cp0::PageGrain:
             cp0.pagegrain = v & kPageGrainMask;
             flush_soft_tlb();
             break;
-        case cp0::Wired: cp0.wired = v % kTlbEntries; break;
-        case cp0::HWREna: cp0.hwrena = v & kHwrEnaMask; break;
+        case cp0::Wired:
+            cp0.wired = v % kTlbEntries;
+            break;
+        case cp0::HWREna:
+            cp0.hwrena = v & kHwrEnaMask;
+            break;
         case cp0::Count:
             count_offset_ticks = static_cast<u32>(v) - now_ns() / kNsPerCountTick;
             rearm_timer();
@@ -260,15 +327,23 @@ void Cpu::write_cp0(unsigned reg, u64 v) {
             cp0.cause = (cp0.cause & ~writable) | (v & writable);
             break;
         }
-        case cp0::EPC: cp0.epc = v; break;
-        case cp0::EBase: cp0.ebase = 0xFFFFFFFF80000000ull | (v & 0x3FFFF000ull); break;
-        case cp0::Config0: cp0.config0 = (cp0.config0 & ~7ull) | (v & 7); break;
+        case cp0::EPC:
+            cp0.epc = v;
+            break;
+        case cp0::EBase:
+            cp0.ebase = 0xFFFFFFFF80000000ull | (v & 0x3FFFF000ull);
+            break;
+        case cp0::Config0:
+            cp0.config0 = (cp0.config0 & ~7ull) | (v & 7);
+            break;
         case cp0::XContext: {
             const u64 ptebase = ~0ull << (kSegBits - 7);
             cp0.xcontext = (cp0.xcontext & ~ptebase) | (v & ptebase);
             break;
         }
-        case cp0::ErrorEPC: cp0.errorepc = v; break;
+        case cp0::ErrorEPC:
+            cp0.errorepc = v;
+            break;
         default:
             if (reg >= cp0::KScratch2 && reg <= cp0::KScratch7) cp0.kscratch[reg - cp0_reg(31, 0)] = v;
             // Read-only and unimplemented registers ignore writes.

@@ -77,7 +77,7 @@ struct CpuBus {
     GuestRam* ram = nullptr;
     MmioBus* mmio = nullptr;
     CodeWatch* code = nullptr;
-    const std::atomic<bool>* stop = nullptr;     // set when the VM must stop
+    const std::atomic<bool>* stop = nullptr;        // set when the VM must stop
     std::function<void(const std::string&)> fatal;  // guest did something the VM cannot go on from
 };
 
@@ -177,7 +177,7 @@ private:
         bool writable;
         bool readable;
         bool executable;
-        u64 page_va;      // start of the 4 KiB page
+        u64 page_va;  // start of the 4 KiB page
     };
     enum class Fault : u8 { None, AddressError, TlbRefill, TlbInvalid, TlbModified, TlbRi, TlbXi };
     Fault translate(u64 va, Access access, Translation& t);

@@ -28,10 +28,9 @@ constexpr u32 pattern_match(std::string_view p) {
 #undef INST
 
 const std::array<OpInfo, kOpCount> kInfo = {{
-#define INST(name, mnem, pattern, operands) \
-    {mnem, pattern, operands, pattern_mask(pattern), pattern_match(pattern)},
-#include "vmm/cpu/isa.inc"
+#define INST(name, mnem, pattern, operands) {mnem, pattern, operands, pattern_mask(pattern), pattern_match(pattern)},
 #include "vmm/cpu/fpu_isa.inc"
+#include "vmm/cpu/isa.inc"
 #undef INST
     {"(invalid)", "", "", 0, 1},  // mask 0 with match 1 never matches
 }};
@@ -65,14 +64,12 @@ const char* const kGprNames[32] = {"zero", "at", "v0", "v1", "a0", "a1", "a2", "
 
 /// FPU arithmetic mnemonics by function field (MD00087 Table A.17), "" = reserved.
 const char* const kFpuFunct[64] = {
-    "add",     "sub",     "mul",     "div",     "sqrt",    "abs",     "mov",     "neg",
-    "round.l", "trunc.l", "ceil.l",  "floor.l", "round.w", "trunc.w", "ceil.w",  "floor.w",
-    "",        "mov?",    "movz",    "movn",    "",        "recip",   "rsqrt",   "",
-    "",        "",        "",        "",        "",        "",        "",        "",
-    "cvt.s",   "cvt.d",   "",        "",        "cvt.w",   "cvt.l",   "",        "",
-    "",        "",        "",        "",        "",        "",        "",        "",
-    "c.f",     "c.un",    "c.eq",    "c.ueq",   "c.olt",   "c.ult",   "c.ole",   "c.ule",
-    "c.sf",    "c.ngle",  "c.seq",   "c.ngl",   "c.lt",    "c.nge",   "c.le",    "c.ngt"};
+    "add",     "sub",     "mul",     "div",    "sqrt",    "abs",  "mov",   "neg",   "round.l", "trunc.l", "ceil.l",
+    "floor.l", "round.w", "trunc.w", "ceil.w", "floor.w", "",     "mov?",  "movz",  "movn",    "",        "recip",
+    "rsqrt",   "",        "",        "",       "",        "",     "",      "",      "",        "",        "cvt.s",
+    "cvt.d",   "",        "",        "cvt.w",  "cvt.l",   "",     "",      "",      "",        "",        "",
+    "",        "",        "",        "",       "c.f",     "c.un", "c.eq",  "c.ueq", "c.olt",   "c.ult",   "c.ole",
+    "c.ule",   "c.sf",    "c.ngle",  "c.seq",  "c.ngl",   "c.lt", "c.nge", "c.le",  "c.ngt"};
 
 std::string fpu_arith_text(u32 raw, std::string_view fmt_name) {
     const unsigned funct = field_funct(raw);
@@ -80,10 +77,10 @@ std::string fpu_arith_text(u32 raw, std::string_view fmt_name) {
     if (name.empty()) return fmt::format(".word {:#010x}  # reserved cop1.{}", raw, fmt_name);
     if (funct == 0x11) name = (raw >> 16) & 1 ? "movt" : "movf";
     const unsigned fd = field_sa(raw), fs = field_rd(raw), ft = field_rt(raw);
-    if (funct >= 0x30)
-        return fmt::format("{}.{} $fcc{}, $f{}, $f{}", name, fmt_name, fd >> 2, fs, ft);
+    if (funct >= 0x30) return fmt::format("{}.{} $fcc{}, $f{}, $f{}", name, fmt_name, fd >> 2, fs, ft);
     if (funct == 0x11) return fmt::format("{}.{} $f{}, $f{}, $fcc{}", name, fmt_name, fd, fs, ft >> 2);
-    if (funct == 0x12 || funct == 0x13) return fmt::format("{}.{} $f{}, $f{}, ${}", name, fmt_name, fd, fs, kGprNames[ft]);
+    if (funct == 0x12 || funct == 0x13)
+        return fmt::format("{}.{} $f{}, $f{}, ${}", name, fmt_name, fd, fs, kGprNames[ft]);
     if (funct <= 3) return fmt::format("{}.{} $f{}, $f{}, $f{}", name, fmt_name, fd, fs, ft);
     return fmt::format("{}.{} $f{}, $f{}", name, fmt_name, fd, fs);
 }
@@ -116,32 +113,86 @@ std::string disassemble(u32 raw, u64 pc) {
         out += first ? " " : ", ";
         first = false;
         switch (c) {
-            case 'D': case 'd': out += fmt::format("${}", kGprNames[rd]); break;
-            case 'T': case 't': out += fmt::format("${}", kGprNames[rt]); break;
-            case 's': out += fmt::format("${}", kGprNames[rs]); break;
-            case 'a': out += fmt::format("{}", sa); break;
-            case 'i': out += fmt::format("{}", field_simm16(raw)); break;
-            case 'u': out += fmt::format("{:#x}", raw & 0xFFFF); break;
-            case 'o': out += fmt::format("{}(${})", field_simm16(raw), kGprNames[rs]); break;
-            case 'x': out += fmt::format("${}(${})", kGprNames[rt], kGprNames[rs]); break;
-            case 'b': out += fmt::format("{:#x}", pc + 4 + (static_cast<u64>(field_simm16(raw)) << 2)); break;
-            case 'j': out += fmt::format("{:#x}", ((pc + 4) & ~0x0FFFFFFFull) | ((raw & 0x03FFFFFF) << 2)); break;
-            case 'k': out += fmt::format("${}, {}", rd, raw & 7); break;
-            case 'h': out += fmt::format("${}", rd); break;
-            case 'f': out += fmt::format("$f{}", rd); break;
-            case 'g': out += fmt::format("$f{}", rt); break;
-            case 'e': out += fmt::format("$f{}", sa); break;
-            case 'C': out += fmt::format("${}", rd); break;
-            case 'N': out += fmt::format("$fcc{}", (raw >> 18) & 7); break;
-            case 'c': out += fmt::format("{:#x}", (raw >> 6) & 0xFFFFF); break;
-            case 'y': out += fmt::format("{:#x}", op == Op::SYNC_T ? sa : rt); break;
-            case 'E': out += fmt::format("{}, {}", sa, rd + 1); break;        // pos, size
-            case 'F': out += fmt::format("{}, {}", sa, rd + 33); break;
-            case 'G': out += fmt::format("{}, {}", sa + 32, rd + 1); break;
-            case 'I': out += fmt::format("{}, {}", sa, rd + 1 - sa); break;   // msb in rd
-            case 'J': out += fmt::format("{}, {}", sa, rd + 33 - sa); break;
-            case 'K': out += fmt::format("{}, {}", sa + 32, rd + 1 - sa); break;
-            default: out += '?'; break;
+            case 'D':
+            case 'd':
+                out += fmt::format("${}", kGprNames[rd]);
+                break;
+            case 'T':
+            case 't':
+                out += fmt::format("${}", kGprNames[rt]);
+                break;
+            case 's':
+                out += fmt::format("${}", kGprNames[rs]);
+                break;
+            case 'a':
+                out += fmt::format("{}", sa);
+                break;
+            case 'i':
+                out += fmt::format("{}", field_simm16(raw));
+                break;
+            case 'u':
+                out += fmt::format("{:#x}", raw & 0xFFFF);
+                break;
+            case 'o':
+                out += fmt::format("{}(${})", field_simm16(raw), kGprNames[rs]);
+                break;
+            case 'x':
+                out += fmt::format("${}(${})", kGprNames[rt], kGprNames[rs]);
+                break;
+            case 'b':
+                out += fmt::format("{:#x}", pc + 4 + (static_cast<u64>(field_simm16(raw)) << 2));
+                break;
+            case 'j':
+                out += fmt::format("{:#x}", ((pc + 4) & ~0x0FFFFFFFull) | ((raw & 0x03FFFFFF) << 2));
+                break;
+            case 'k':
+                out += fmt::format("${}, {}", rd, raw & 7);
+                break;
+            case 'h':
+                out += fmt::format("${}", rd);
+                break;
+            case 'f':
+                out += fmt::format("$f{}", rd);
+                break;
+            case 'g':
+                out += fmt::format("$f{}", rt);
+                break;
+            case 'e':
+                out += fmt::format("$f{}", sa);
+                break;
+            case 'C':
+                out += fmt::format("${}", rd);
+                break;
+            case 'N':
+                out += fmt::format("$fcc{}", (raw >> 18) & 7);
+                break;
+            case 'c':
+                out += fmt::format("{:#x}", (raw >> 6) & 0xFFFFF);
+                break;
+            case 'y':
+                out += fmt::format("{:#x}", op == Op::SYNC_T ? sa : rt);
+                break;
+            case 'E':
+                out += fmt::format("{}, {}", sa, rd + 1);
+                break;  // pos, size
+            case 'F':
+                out += fmt::format("{}, {}", sa, rd + 33);
+                break;
+            case 'G':
+                out += fmt::format("{}, {}", sa + 32, rd + 1);
+                break;
+            case 'I':
+                out += fmt::format("{}, {}", sa, rd + 1 - sa);
+                break;  // msb in rd
+            case 'J':
+                out += fmt::format("{}, {}", sa, rd + 33 - sa);
+                break;
+            case 'K':
+                out += fmt::format("{}, {}", sa + 32, rd + 1 - sa);
+                break;
+            default:
+                out += '?';
+                break;
         }
     }
     return out;

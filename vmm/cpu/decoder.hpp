@@ -5,14 +5,15 @@
 #pragma once
 #include <string>
 #include <string_view>
+
 #include "vmm/util/types.hpp"
 
 namespace disco::cpu {
 
 enum class Op : u16 {
 #define INST(name, mnem, pattern, operands) name,
-#include "vmm/cpu/isa.inc"
 #include "vmm/cpu/fpu_isa.inc"
+#include "vmm/cpu/isa.inc"
 #undef INST
     Invalid,  // no entry matches: Reserved Instruction
 };

@@ -37,7 +37,7 @@ Cpu::Fault Cpu::translate(u64 va, Access access, Translation& t) {
         return Fault::None;
     };
     bool mapped = false;
-    if (va >= 0xFFFFFFFF80000000ull) {  // 32-bit compatibility kernel segments
+    if (va >= 0xFFFFFFFF80000000ull) {     // 32-bit compatibility kernel segments
         if (va < 0xFFFFFFFFC0000000ull) {  // kseg0, kseg1
             if (mode_ != 0) return Fault::AddressError;
             return unmapped(va & 0x1FFFFFFFull);
@@ -111,12 +111,23 @@ void Cpu::raise_translation_fault(const Decoded* d, u64 va, Access access, Fault
     set_tlb_fault_regs(va);
     const bool iec = cp0.pagegrain & kPageGrainIEC;
     switch (f) {
-        case Fault::TlbRefill: raise_at(epc, bd, store ? Exc::TLBS : Exc::TLBL, va, true, true); break;
-        case Fault::TlbInvalid: raise_at(epc, bd, store ? Exc::TLBS : Exc::TLBL, va, true, false); break;
-        case Fault::TlbModified: raise_at(epc, bd, Exc::Mod, va, true, false); break;
-        case Fault::TlbRi: raise_at(epc, bd, iec ? Exc::TLBRI : Exc::TLBL, va, true, false); break;
-        case Fault::TlbXi: raise_at(epc, bd, iec ? Exc::TLBXI : Exc::TLBL, va, true, false); break;
-        default: break;
+        case Fault::TlbRefill:
+            raise_at(epc, bd, store ? Exc::TLBS : Exc::TLBL, va, true, true);
+            break;
+        case Fault::TlbInvalid:
+            raise_at(epc, bd, store ? Exc::TLBS : Exc::TLBL, va, true, false);
+            break;
+        case Fault::TlbModified:
+            raise_at(epc, bd, Exc::Mod, va, true, false);
+            break;
+        case Fault::TlbRi:
+            raise_at(epc, bd, iec ? Exc::TLBRI : Exc::TLBL, va, true, false);
+            break;
+        case Fault::TlbXi:
+            raise_at(epc, bd, iec ? Exc::TLBXI : Exc::TLBL, va, true, false);
+            break;
+        default:
+            break;
     }
 }
 
@@ -294,8 +305,8 @@ bool Cpu::fetch_page(u64 va) {
     return true;
 }
 
-#define INSTANTIATE(BO, T)                                                       \
-    template bool Cpu::load_slow<BO, T>(const Decoded*, u64, T&, bool);          \
+#define INSTANTIATE(BO, T)                                              \
+    template bool Cpu::load_slow<BO, T>(const Decoded*, u64, T&, bool); \
     template const Decoded* Cpu::store_slow<BO, T>(const Decoded*, u64, T);
 INSTANTIATE(ByteOrder::Little, u8)
 INSTANTIATE(ByteOrder::Little, u16)

@@ -64,9 +64,10 @@ RunExit Cpu::run(u64 max_insns) {
             if ((fetch_pc & (~(kPageSize - 1) | 3)) != e->fetch_tag) {
                 if (!fetch_page(fetch_pc)) {
                     if (++fetch_faults > kMaxFetchFaults) {
-                        bus_.fatal(fmt::format("vCPU {}: guest cannot fetch instructions at {:#x} (exception vectors "
-                                               "unbacked?); stopping the VM",
-                                               index_, pc));
+                        bus_.fatal(
+                            fmt::format("vCPU {}: guest cannot fetch instructions at {:#x} (exception vectors "
+                                        "unbacked?); stopping the VM",
+                                        index_, pc));
                         return RunExit::Stopped;
                     }
                     continue;
@@ -114,8 +115,10 @@ std::string Cpu::where() const {
     std::string text = fmt::format("pc={:#018x}", pc);
     // Only unmapped kernel segments are decoded here: this must not disturb the TLB state.
     u64 pa = ~0ull;
-    if (pc >= 0xFFFFFFFF80000000ull && pc < 0xFFFFFFFFC0000000ull) pa = pc & 0x1FFFFFFF;
-    else if ((pc >> 62) == 2) pa = pc & ((1ull << kPaBits) - 1);
+    if (pc >= 0xFFFFFFFF80000000ull && pc < 0xFFFFFFFFC0000000ull)
+        pa = pc & 0x1FFFFFFF;
+    else if ((pc >> 62) == 2)
+        pa = pc & ((1ull << kPaBits) - 1);
     if (pa != ~0ull) {
         if (auto span = bus_.ram->host_span(GuestPhysAddr(pa), 4)) {
             const u32 raw = order_ == ByteOrder::Little ? load_guest<ByteOrder::Little, u32>(span->data())

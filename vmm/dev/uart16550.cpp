@@ -41,23 +41,34 @@ u64 Uart16550::mmio_read(u64 offset, unsigned) {
                 rx_.pop_front();
             }
             break;
-        case IER: v = (lcr_ & LCR_DLAB) ? dlm_ : ier_; break;
+        case IER:
+            v = (lcr_ & LCR_DLAB) ? dlm_ : ier_;
+            break;
         case IIR_FCR:
             v = iir_locked();
             if ((v & 0x0F) == IIR_THRE) thr_empty_irq_ = false;  // reading IIR clears a THRE interrupt
             break;
-        case LCR: v = lcr_; break;
-        case MCR: v = mcr_; break;
-        case LSR: v = static_cast<u8>(LSR_THRE | LSR_TEMT | (rx_.empty() ? 0 : LSR_DR)); break;
+        case LCR:
+            v = lcr_;
+            break;
+        case MCR:
+            v = mcr_;
+            break;
+        case LSR:
+            v = static_cast<u8>(LSR_THRE | LSR_TEMT | (rx_.empty() ? 0 : LSR_DR));
+            break;
         case MSR:
             // Loopback wires DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD; otherwise a
             // modem that is always ready (CTS, DSR, DCD).
-            v = (mcr_ & MCR_LOOP) ? static_cast<u8>(((mcr_ & 1) << 5) | ((mcr_ & 2) << 3) | ((mcr_ & 4) << 4) |
-                                                   ((mcr_ & 8) << 4))
-                                  : 0xB0;
+            v = (mcr_ & MCR_LOOP)
+                    ? static_cast<u8>(((mcr_ & 1) << 5) | ((mcr_ & 2) << 3) | ((mcr_ & 4) << 4) | ((mcr_ & 8) << 4))
+                    : 0xB0;
             break;
-        case SCR: v = scr_; break;
-        default: break;
+        case SCR:
+            v = scr_;
+            break;
+        default:
+            break;
     }
     update_irq_locked();
     return v;
@@ -90,10 +101,17 @@ void Uart16550::mmio_write(u64 offset, unsigned, u64 value) {
             fcr_ = v & 0xC9;
             if (v & 0x02) rx_.clear();  // reset the receive FIFO
             break;
-        case LCR: lcr_ = v; break;
-        case MCR: mcr_ = v & 0x1F; break;
-        case SCR: scr_ = v; break;
-        default: break;  // LSR and MSR are read-only
+        case LCR:
+            lcr_ = v;
+            break;
+        case MCR:
+            mcr_ = v & 0x1F;
+            break;
+        case SCR:
+            scr_ = v;
+            break;
+        default:
+            break;  // LSR and MSR are read-only
     }
     update_irq_locked();
 }

@@ -3,6 +3,7 @@
 // be passed where another is expected without an explicit conversion.
 #pragma once
 #include <compare>
+
 #include "vmm/util/types.hpp"
 
 namespace disco {

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+
 #include "vmm/util/types.hpp"
 
 namespace disco {
@@ -17,12 +18,8 @@ public:
     /// write permissions (flush_epoch), so that the next write is seen here.
     u32 watch(u64 ppage);
     /// The page's generation: decoded code is valid only while this is unchanged.
-    u32 generation(u64 ppage) const {
-        return ppage < pages_ ? state_[ppage].load(std::memory_order_acquire) >> 1 : 0;
-    }
-    bool watched(u64 ppage) const {
-        return ppage < pages_ && (state_[ppage].load(std::memory_order_relaxed) & 1);
-    }
+    u32 generation(u64 ppage) const { return ppage < pages_ ? state_[ppage].load(std::memory_order_acquire) >> 1 : 0; }
+    bool watched(u64 ppage) const { return ppage < pages_ && (state_[ppage].load(std::memory_order_relaxed) & 1); }
     /// Called after a write to ppage (by a vCPU or a device): invalidates its code.
     void note_write(u64 ppage) {
         if (ppage >= pages_) return;

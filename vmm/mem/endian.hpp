@@ -4,6 +4,7 @@
 #pragma once
 #include <bit>
 #include <cstring>
+
 #include "vmm/util/types.hpp"
 
 namespace disco {

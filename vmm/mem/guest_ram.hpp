@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <vector>
+
 #include "vmm/mem/address.hpp"
 #include "vmm/util/result.hpp"
 

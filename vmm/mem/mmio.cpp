@@ -8,11 +8,13 @@ Result<void, Error> MmioBus::add(GuestPhysAddr base, u64 len, std::shared_ptr<Mm
         return fail(Error{fmt::format("device {}: empty or overflowing MMIO range at {:#x}", dev->name(), base.value)});
     auto next = ranges_.lower_bound(base.value);
     if (next != ranges_.end() && next->first < base.value + len)
-        return fail(Error{fmt::format("device {} at {:#x} overlaps {}", dev->name(), base.value, next->second.dev->name())});
+        return fail(
+            Error{fmt::format("device {} at {:#x} overlaps {}", dev->name(), base.value, next->second.dev->name())});
     if (next != ranges_.begin()) {
         auto prev = std::prev(next);
         if (prev->first + prev->second.len > base.value)
-            return fail(Error{fmt::format("device {} at {:#x} overlaps {}", dev->name(), base.value, prev->second.dev->name())});
+            return fail(Error{
+                fmt::format("device {} at {:#x} overlaps {}", dev->name(), base.value, prev->second.dev->name())});
     }
     ranges_.emplace(base.value, Range{len, std::move(dev)});
     return {};

@@ -3,9 +3,10 @@
 // either RAM (GuestRam) or a device here, never both.
 #pragma once
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
+
 #include "vmm/mem/address.hpp"
 #include "vmm/util/result.hpp"
 

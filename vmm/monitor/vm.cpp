@@ -36,8 +36,8 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
             if (!self->vcpus_.empty()) self->vcpus_[0]->set_irq_line(board::kUartIrq, level);
         },
     };
-    auto boot = DISCO_TRY(board::build_baremetal_board(vm->ram_, vm->mmio_, config.memory_bytes, config.kernel,
-                                                       std::move(hooks)));
+    auto boot = DISCO_TRY(
+        board::build_baremetal_board(vm->ram_, vm->mmio_, config.memory_bytes, config.kernel, std::move(hooks)));
     u64 limit = 0;
     for (const auto& r : vm->ram_.regions()) limit = std::max(limit, r->base().value + r->size());
     vm->code_ = std::make_unique<CodeWatch>(limit);

@@ -23,9 +23,9 @@ struct Error {
 
 /// Evaluates a Result expression; on error returns the error from the enclosing
 /// function, otherwise yields the value (GCC statement expression).
-#define DISCO_TRY(expr)                                                   \
-    ({                                                                    \
-        auto disco_try_r_ = (expr);                                       \
+#define DISCO_TRY(expr)                                                             \
+    ({                                                                              \
+        auto disco_try_r_ = (expr);                                                 \
         if (!disco_try_r_) return std::unexpected(std::move(disco_try_r_).error()); \
-        std::move(disco_try_r_).value();                                  \
+        std::move(disco_try_r_).value();                                            \
     })

@@ -89,7 +89,7 @@ TEST_CASE("FPU basic arithmetic, flags and Cause", "[fpu]") {
 
 TEST_CASE("FPU rounding modes", "[fpu]") {
     // 1 + 2^-24 is a tie between 1 and 1 + 2^-23 in single precision.
-    const u32 tiny = 0x33800000;  // 2^-24
+    const u32 tiny = 0x33800000;                                             // 2^-24
     const u32 expect[4] = {0x3F800000, 0x3F800000, 0x3F800001, 0x3F800000};  // RN RZ RP RM
     for (u32 rm = 0; rm < 4; ++rm) {
         FpuState s = fresh();
@@ -202,16 +202,16 @@ TEST_CASE("FPU float to integer conversions", "[fpu]") {
         u32 cause;
     };
     const Row rows[] = {
-        {12, 0x40200000, 2, flag::kInexact},            // round.w 2.5 -> 2 (ties to even)
-        {12, 0x40600000, 4, flag::kInexact},            // round.w 3.5 -> 4
-        {13, 0xC0600000, 0xFFFFFFFD, flag::kInexact},   // trunc.w -3.5 -> -3
-        {14, 0x3F000000, 1, flag::kInexact},            // ceil.w 0.5 -> 1
-        {15, 0xBF000000, 0xFFFFFFFF, flag::kInexact},   // floor.w -0.5 -> -1
-        {13, 0x4F000000, 0x7FFFFFFF, flag::kInvalid},   // 2^31: out of range, Invalid alone
-        {13, 0xCF000000, 0x80000000, 0},                // -2^31 fits
-        {13, 0xCF000001, 0x7FFFFFFF, flag::kInvalid},   // below -2^31: MIPS gives 2^31-1
+        {12, 0x40200000, 2, flag::kInexact},           // round.w 2.5 -> 2 (ties to even)
+        {12, 0x40600000, 4, flag::kInexact},           // round.w 3.5 -> 4
+        {13, 0xC0600000, 0xFFFFFFFD, flag::kInexact},  // trunc.w -3.5 -> -3
+        {14, 0x3F000000, 1, flag::kInexact},           // ceil.w 0.5 -> 1
+        {15, 0xBF000000, 0xFFFFFFFF, flag::kInexact},  // floor.w -0.5 -> -1
+        {13, 0x4F000000, 0x7FFFFFFF, flag::kInvalid},  // 2^31: out of range, Invalid alone
+        {13, 0xCF000000, 0x80000000, 0},               // -2^31 fits
+        {13, 0xCF000001, 0x7FFFFFFF, flag::kInvalid},  // below -2^31: MIPS gives 2^31-1
         {13, kQNaNS, 0x7FFFFFFF, flag::kInvalid},
-        {13, 0xFF800000, 0x7FFFFFFF, flag::kInvalid},   // -inf
+        {13, 0xFF800000, 0x7FFFFFFF, flag::kInvalid},  // -inf
     };
     for (const Row& r : rows) {
         FpuState s = fresh();
@@ -221,11 +221,11 @@ TEST_CASE("FPU float to integer conversions", "[fpu]") {
         CHECK(cause(s) == r.cause);
     }
     FpuState s = fresh();
-    s.write_d(1, 0x43E0000000000000);  // 2^63
+    s.write_d(1, 0x43E0000000000000);                             // 2^63
     REQUIRE(execute(s, cop1(D, 0, 1, 2, 37), 0) == Outcome::Ok);  // cvt.l.d
     CHECK(s.read_d(2) == 0x7FFFFFFFFFFFFFFF);
     CHECK(cause(s) == flag::kInvalid);
-    s.fcsr = 2;  // cvt.w uses FCSR.RM: round up
+    s.fcsr = 2;                        // cvt.w uses FCSR.RM: round up
     s.write_d(1, 0x3FF8000000000000);  // 1.5
     REQUIRE(execute(s, cop1(D, 0, 1, 2, 36), 0) == Outcome::Ok);
     CHECK(s.read_w(2) == 2);
@@ -233,7 +233,7 @@ TEST_CASE("FPU float to integer conversions", "[fpu]") {
 
 TEST_CASE("FPU format conversions", "[fpu]") {
     FpuState s = fresh();
-    s.write_w(1, 0x01000001);  // 2^24 + 1 as an integer: not exact in single
+    s.write_w(1, 0x01000001);                                     // 2^24 + 1 as an integer: not exact in single
     REQUIRE(execute(s, cop1(W, 0, 1, 2, 32), 0) == Outcome::Ok);  // cvt.s.w
     CHECK(s.read_w(2) == 0x4B800000);
     CHECK(cause(s) == flag::kInexact);
@@ -242,7 +242,7 @@ TEST_CASE("FPU format conversions", "[fpu]") {
     s.write_d(4, 0x8000000000000000);
     REQUIRE(execute(s, cop1(L, 0, 4, 2, 33), 0) == Outcome::Ok);  // cvt.d.l -2^63
     CHECK(s.read_d(2) == 0xC3E0000000000000);
-    s.write_d(4, 0x47F0000000000000);  // 2^128
+    s.write_d(4, 0x47F0000000000000);                             // 2^128
     REQUIRE(execute(s, cop1(D, 0, 4, 2, 32), 0) == Outcome::Ok);  // cvt.s.d overflows
     CHECK(s.read_w(2) == 0x7F800000);
     CHECK(cause(s) == (flag::kOverflow | flag::kInexact));
@@ -297,7 +297,7 @@ TEST_CASE("FPU conditional moves", "[fpu]") {
     FpuState s = fresh();
     s.write_d(2, 0x1111);
     s.write_d(4, 0x2222);
-    s.fcsr = 1u << 26;  // FCC2
+    s.fcsr = 1u << 26;                                                       // FCC2
     REQUIRE(execute(s, cop1(D, (2 << 2) | 1, 2, 4, 17), 0) == Outcome::Ok);  // movt.d $f4, $f2, $fcc2
     CHECK(s.read_d(4) == 0x1111);
     s.write_d(4, 0x2222);
@@ -312,9 +312,9 @@ TEST_CASE("FPU conditional moves", "[fpu]") {
 
 TEST_CASE("FPU multiply-add is unfused and NMADD negates NaNs", "[fpu]") {
     FpuState s = fresh();
-    s.write_w(4, 0x3F800001);  // 1 + 2^-23
-    s.write_w(6, 0x3F7FFFFE);  // 1 - 2^-23: the exact product is 1 - 2^-46
-    s.write_w(8, 0xBF800000);  // -1
+    s.write_w(4, 0x3F800001);                                        // 1 + 2^-23
+    s.write_w(6, 0x3F7FFFFE);                                        // 1 - 2^-23: the exact product is 1 - 2^-46
+    s.write_w(8, 0xBF800000);                                        // -1
     REQUIRE(execute(s, cop1x(4, 0, 8, 6, 4, 2), 0) == Outcome::Ok);  // madd.s $f2, $f8, $f4, $f6
     CHECK(s.read_w(2) == 0);  // the product rounded to 1 first (a fused one gives -2^-46)
     CHECK(cause(s) == flag::kInexact);
@@ -331,7 +331,7 @@ TEST_CASE("FPU multiply-add is unfused and NMADD negates NaNs", "[fpu]") {
 
 TEST_CASE("FPU RECIP and RSQRT", "[fpu]") {
     FpuState s = fresh();
-    s.write_d(2, 0x4010000000000000);  // 4
+    s.write_d(2, 0x4010000000000000);                             // 4
     REQUIRE(execute(s, cop1(D, 0, 2, 4, 22), 0) == Outcome::Ok);  // rsqrt.d
     CHECK(s.read_d(4) == 0x3FE0000000000000);
     REQUIRE(execute(s, cop1(D, 0, 2, 4, 21), 0) == Outcome::Ok);  // recip.d

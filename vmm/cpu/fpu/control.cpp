@@ -10,14 +10,19 @@ namespace disco::cpu::fpu {
 u32 read_control(const FpuState& s, unsigned fs) {
     const u32 f = s.fcsr;
     switch (fs) {
-        case 0: return kFir;
+        case 0:
+            return kFir;
         case 1:  // UFR (absent: FIR.UFRP = 0)
         case 5:  // FRE (absent: FIR.FREP = 0)
             return 0;
-        case 25: return ((f >> 24) & 0xFE) | ((f >> 23) & 0x1);          // FCCR: FCC7..1, FCC0
-        case 26: return f & 0x0003F07C;                                  // FEXR: Cause, Flags
-        case 28: return (f & 0x00000F83) | ((f >> 22) & 0x4);            // FENR: Enables, FS, RM
-        default: return f;
+        case 25:
+            return ((f >> 24) & 0xFE) | ((f >> 23) & 0x1);  // FCCR: FCC7..1, FCC0
+        case 26:
+            return f & 0x0003F07C;  // FEXR: Cause, Flags
+        case 28:
+            return (f & 0x00000F83) | ((f >> 22) & 0x4);  // FENR: Enables, FS, RM
+        default:
+            return f;
     }
 }
 

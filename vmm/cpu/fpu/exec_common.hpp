@@ -18,8 +18,7 @@ using sf::Round;
 
 struct Fields {
     unsigned ft, fs, fd, funct;
-    explicit Fields(u32 insn)
-        : ft((insn >> 16) & 31), fs((insn >> 11) & 31), fd((insn >> 6) & 31), funct(insn & 63) {}
+    explicit Fields(u32 insn) : ft((insn >> 16) & 31), fs((insn >> 11) & 31), fd((insn >> 6) & 31), funct(insn & 63) {}
 };
 
 inline Env begin(const FpuState& s) {
@@ -66,7 +65,7 @@ inline void set_condition(FpuState& s, unsigned cc, bool v) {
 
 // Handlers, one file each.
 template <class F>
-Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt);  // fmt S / D (exec_float.cpp)
+Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt);    // fmt S / D (exec_float.cpp)
 Outcome fixed_op(FpuState& s, u32 insn, bool is_long);  // fmt W / L (exec_fixed.cpp)
 Outcome paired_op(FpuState& s, u32 insn, u64 gpr_rt);   // fmt PS (exec_paired.cpp)
 Outcome cop1x_op(FpuState& s, u32 insn);                // COP1X (exec_cop1x.cpp)

@@ -20,16 +20,27 @@ Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt) {
     constexpr auto RI = Outcome::ReservedInstruction;
 
     switch (f.funct) {
-        case 0: case 1: case 2: case 3: {  // ADD SUB MUL DIV
+        case 0:
+        case 1:
+        case 2:
+        case 3: {  // ADD SUB MUL DIV
             if (bad(f.fs | f.ft | f.fd)) return RI;
             Env env = begin(s);
             const Bits a = R::get(s, f.fs), b = R::get(s, f.ft);
             Bits r;
             switch (f.funct) {
-                case 0: r = sf::add<F>(a, b, env); break;
-                case 1: r = sf::sub<F>(a, b, env); break;
-                case 2: r = sf::mul<F>(a, b, env); break;
-                default: r = sf::div<F>(a, b, env); break;
+                case 0:
+                    r = sf::add<F>(a, b, env);
+                    break;
+                case 1:
+                    r = sf::sub<F>(a, b, env);
+                    break;
+                case 2:
+                    r = sf::mul<F>(a, b, env);
+                    break;
+                default:
+                    r = sf::div<F>(a, b, env);
+                    break;
             }
             return commit<F>(s, env, f.fd, r);
         }
@@ -38,7 +49,9 @@ Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt) {
             Env env = begin(s);
             return commit<F>(s, env, f.fd, sf::sqrt<F>(R::get(s, f.fs), env));
         }
-        case 5: case 6: case 7: {  // ABS MOV NEG: sign-bit operations, FCSR untouched
+        case 5:
+        case 6:
+        case 7: {  // ABS MOV NEG: sign-bit operations, FCSR untouched
             if (bad(f.fs | f.fd)) return RI;
             Bits v = R::get(s, f.fs);
             if (f.funct == 5) v &= ~T::kSign;
@@ -46,8 +59,14 @@ Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt) {
             R::set(s, f.fd, v);
             return Outcome::Ok;
         }
-        case 8: case 9: case 10: case 11:      // ROUND TRUNC CEIL FLOOR .L
-        case 12: case 13: case 14: case 15: {  // ... .W
+        case 8:
+        case 9:
+        case 10:
+        case 11:  // ROUND TRUNC CEIL FLOOR .L
+        case 12:
+        case 13:
+        case 14:
+        case 15: {  // ... .W
             const bool to_long = f.funct < 12;
             if (to_long ? !s.fr : bad(f.fs)) return RI;
             static constexpr Round kMode[4] = {Round::NearestEven, Round::Zero, Round::Up, Round::Down};
@@ -56,22 +75,29 @@ Outcome float_op(FpuState& s, u32 insn, u64 gpr_rt) {
             if (to_long) return commit<F64>(s, env, f.fd, static_cast<u64>(r));
             return commit<F32>(s, env, f.fd, static_cast<u32>(r));
         }
-        case 17: case 18: case 19: {  // MOVF/MOVT.fmt, MOVZ.fmt, MOVN.fmt (QEMU: no odd-register check)
+        case 17:
+        case 18:
+        case 19: {  // MOVF/MOVT.fmt, MOVZ.fmt, MOVN.fmt (QEMU: no odd-register check)
             bool move;
-            if (f.funct == 17) move = condition(s, (f.ft >> 2) & 7) == ((f.ft & 1) != 0);
-            else move = (gpr_rt == 0) == (f.funct == 18);
+            if (f.funct == 17)
+                move = condition(s, (f.ft >> 2) & 7) == ((f.ft & 1) != 0);
+            else
+                move = (gpr_rt == 0) == (f.funct == 18);
             if (move) R::set(s, f.fd, R::get(s, f.fs));
             return Outcome::Ok;
         }
-        case 21: case 22:  // RECIP RSQRT (MIPS IV / R2)
-        case 29: case 30: {  // RECIP1 RSQRT1 (MIPS-3D: FR=1 only)
+        case 21:
+        case 22:  // RECIP RSQRT (MIPS IV / R2)
+        case 29:
+        case 30: {  // RECIP1 RSQRT1 (MIPS-3D: FR=1 only)
             if (f.funct >= 29 ? !s.fr : bad(f.fs | f.fd)) return RI;
             Env env = begin(s);
             Bits x = R::get(s, f.fs);
             if (f.funct == 22 || f.funct == 30) x = sf::sqrt<F>(x, env);
             return commit<F>(s, env, f.fd, sf::div<F>(kOne, x, env));
         }
-        case 28: case 31: {  // RECIP2 = -(fs*ft - 1), RSQRT2 = -(fs*ft - 1)/2 (MIPS-3D)
+        case 28:
+        case 31: {  // RECIP2 = -(fs*ft - 1), RSQRT2 = -(fs*ft - 1)/2 (MIPS-3D)
             if (!s.fr) return RI;
             Env env = begin(s);
             Bits r = sf::mul<F>(R::get(s, f.fs), R::get(s, f.ft), env);

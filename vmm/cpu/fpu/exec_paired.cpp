@@ -35,13 +35,22 @@ Outcome paired_op(FpuState& s, u32 insn, u64 gpr_rt) {
     using sf::sub;
     Env env = begin(s);
     switch (f.funct) {
-        case 0: return commit<F64>(s, env, f.fd, pair(add<F32>(hi(a), hi(b), env), add<F32>(lo(a), lo(b), env)));
-        case 1: return commit<F64>(s, env, f.fd, pair(sub<F32>(hi(a), hi(b), env), sub<F32>(lo(a), lo(b), env)));
-        case 2: return commit<F64>(s, env, f.fd, pair(mul<F32>(hi(a), hi(b), env), mul<F32>(lo(a), lo(b), env)));
-        case 5: s.write_d(f.fd, a & ~(u64(kSign) << 32 | kSign)); return Outcome::Ok;  // ABS.PS
-        case 6: s.write_d(f.fd, a); return Outcome::Ok;                                  // MOV.PS
-        case 7: s.write_d(f.fd, a ^ (u64(kSign) << 32 | kSign)); return Outcome::Ok;    // NEG.PS
-        case 17: {  // MOVF.PS / MOVT.PS: lower lane on FCC[cc], upper on FCC[cc+1]
+        case 0:
+            return commit<F64>(s, env, f.fd, pair(add<F32>(hi(a), hi(b), env), add<F32>(lo(a), lo(b), env)));
+        case 1:
+            return commit<F64>(s, env, f.fd, pair(sub<F32>(hi(a), hi(b), env), sub<F32>(lo(a), lo(b), env)));
+        case 2:
+            return commit<F64>(s, env, f.fd, pair(mul<F32>(hi(a), hi(b), env), mul<F32>(lo(a), lo(b), env)));
+        case 5:
+            s.write_d(f.fd, a & ~(u64(kSign) << 32 | kSign));
+            return Outcome::Ok;  // ABS.PS
+        case 6:
+            s.write_d(f.fd, a);
+            return Outcome::Ok;  // MOV.PS
+        case 7:
+            s.write_d(f.fd, a ^ (u64(kSign) << 32 | kSign));
+            return Outcome::Ok;  // NEG.PS
+        case 17: {               // MOVF.PS / MOVT.PS: lower lane on FCC[cc], upper on FCC[cc+1]
             const unsigned cc = (f.ft >> 2) & 7;
             const bool tf = f.ft & 1;
             u64 d = s.read_d(f.fd);
@@ -50,14 +59,16 @@ Outcome paired_op(FpuState& s, u32 insn, u64 gpr_rt) {
             s.write_d(f.fd, d);
             return Outcome::Ok;
         }
-        case 18: case 19:  // MOVZ.PS / MOVN.PS
+        case 18:
+        case 19:  // MOVZ.PS / MOVN.PS
             if ((gpr_rt == 0) == (f.funct == 18)) s.write_d(f.fd, a);
             return Outcome::Ok;
         case 24:  // ADDR.PS (MIPS-3D): fd.PL = ft.PL + ft.PU, fd.PU = fs.PL + fs.PU
             return commit<F64>(s, env, f.fd, pair(add<F32>(lo(a), hi(a), env), add<F32>(lo(b), hi(b), env)));
         case 26:  // MULR.PS (MIPS-3D)
             return commit<F64>(s, env, f.fd, pair(mul<F32>(lo(a), hi(a), env), mul<F32>(lo(b), hi(b), env)));
-        case 28: case 31: {  // RECIP2.PS, RSQRT2.PS (MIPS-3D)
+        case 28:
+        case 31: {  // RECIP2.PS, RSQRT2.PS (MIPS-3D)
             u32 l = mul<F32>(lo(a), lo(b), env), h = mul<F32>(hi(a), hi(b), env);
             l = sub<F32>(l, kOne, env);
             h = sub<F32>(h, kOne, env);
@@ -67,7 +78,8 @@ Outcome paired_op(FpuState& s, u32 insn, u64 gpr_rt) {
             }
             return commit<F64>(s, env, f.fd, pair(h ^ kSign, l ^ kSign));
         }
-        case 29: case 30: {  // RECIP1.PS, RSQRT1.PS (MIPS-3D)
+        case 29:
+        case 30: {  // RECIP1.PS, RSQRT1.PS (MIPS-3D)
             u32 l = lo(a), h = hi(a);
             if (f.funct == 30) {
                 l = sf::sqrt<F32>(l, env);
@@ -77,18 +89,29 @@ Outcome paired_op(FpuState& s, u32 insn, u64 gpr_rt) {
             h = div<F32>(kOne, h, env);
             return commit<F64>(s, env, f.fd, pair(h, l));
         }
-        case 32: return commit<F32>(s, env, f.fd, hi(a));  // CVT.S.PU: a move that clears Cause
-        case 40: return commit<F32>(s, env, f.fd, lo(a));  // CVT.S.PL
-        case 36: {  // CVT.PW.PS (MIPS-3D)
+        case 32:
+            return commit<F32>(s, env, f.fd, hi(a));  // CVT.S.PU: a move that clears Cause
+        case 40:
+            return commit<F32>(s, env, f.fd, lo(a));  // CVT.S.PL
+        case 36: {                                    // CVT.PW.PS (MIPS-3D)
             const u32 l = static_cast<u32>(sf::to_int<F32>(lo(a), env.rm, 32, env));
             const u32 h = static_cast<u32>(sf::to_int<F32>(hi(a), env.rm, 32, env));
             return commit<F64>(s, env, f.fd, pair(h, l));
         }
-        case 44: s.write_d(f.fd, pair(lo(a), lo(b))); return Outcome::Ok;  // PLL.PS
-        case 45: s.write_d(f.fd, pair(lo(a), hi(b))); return Outcome::Ok;  // PLU.PS
-        case 46: s.write_d(f.fd, pair(hi(a), lo(b))); return Outcome::Ok;  // PUL.PS
-        case 47: s.write_d(f.fd, pair(hi(a), hi(b))); return Outcome::Ok;  // PUU.PS
-        default: break;
+        case 44:
+            s.write_d(f.fd, pair(lo(a), lo(b)));
+            return Outcome::Ok;  // PLL.PS
+        case 45:
+            s.write_d(f.fd, pair(lo(a), hi(b)));
+            return Outcome::Ok;  // PLU.PS
+        case 46:
+            s.write_d(f.fd, pair(hi(a), lo(b)));
+            return Outcome::Ok;  // PUL.PS
+        case 47:
+            s.write_d(f.fd, pair(hi(a), hi(b)));
+            return Outcome::Ok;  // PUU.PS
+        default:
+            break;
     }
     if (f.funct >= 48) {  // C.cond.PS / CABS.cond.PS: FCC[cc] from the lower lanes, FCC[cc+1] upper
         u64 x = a, y = b;

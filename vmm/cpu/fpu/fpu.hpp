@@ -28,7 +28,7 @@ struct FpuState {
     void write_w(unsigned r, u32 v) { fpr[r] = (fpr[r] & 0xFFFFFFFF00000000ull) | v; }
     u64 read_d(unsigned r) const;
     void write_d(unsigned r, u64 v);
-    u32 read_hi(unsigned r) const;  // MFHC1
+    u32 read_hi(unsigned r) const;     // MFHC1
     void write_hi(unsigned r, u32 v);  // MTHC1
 };
 
@@ -40,10 +40,10 @@ constexpr u32 kFir = 0x007F0000;
 
 /// FCSR fields (Vol. I-A 6.5.5, Figure 6.8).
 namespace fcsr {
-constexpr u32 kRmMask = 0x3;               // RM: 0 RN, 1 RZ, 2 RP, 3 RM
-constexpr unsigned kFlagsShift = 2;        // Flags  (V Z O U I) bits 6..2
-constexpr unsigned kEnablesShift = 7;      // Enables(V Z O U I) bits 11..7
-constexpr unsigned kCauseShift = 12;       // Cause  (E V Z O U I) bits 17..12
+constexpr u32 kRmMask = 0x3;           // RM: 0 RN, 1 RZ, 2 RP, 3 RM
+constexpr unsigned kFlagsShift = 2;    // Flags  (V Z O U I) bits 6..2
+constexpr unsigned kEnablesShift = 7;  // Enables(V Z O U I) bits 11..7
+constexpr unsigned kCauseShift = 12;   // Cause  (E V Z O U I) bits 17..12
 constexpr u32 kCauseMask = 0x3Fu << kCauseShift;
 constexpr u32 kCauseE = 1u << 17;          // Unimplemented Operation
 constexpr u32 kFcc0 = 1u << 23;            // FCC0; FCC1..7 are bits 25..31
@@ -84,8 +84,6 @@ u32 read_control(const FpuState& s, unsigned fs);
 Outcome write_control(FpuState& s, unsigned fs, u32 value);
 
 /// FCC[cc] (cc 0..7) for BC1F/BC1T/MOVF/MOVT.
-inline bool condition(const FpuState& s, unsigned cc) {
-    return (s.fcsr >> (cc == 0 ? 23 : 24 + cc)) & 1;
-}
+inline bool condition(const FpuState& s, unsigned cc) { return (s.fcsr >> (cc == 0 ? 23 : 24 + cc)) & 1; }
 
 }  // namespace disco::cpu::fpu

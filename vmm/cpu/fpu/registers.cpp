@@ -24,9 +24,7 @@ void FpuState::write_d(unsigned r, u64 v) {
     fpr[r | 1] = (fpr[r | 1] & kHigh) | (v >> 32);
 }
 
-u32 FpuState::read_hi(unsigned r) const {
-    return fr ? static_cast<u32>(fpr[r] >> 32) : static_cast<u32>(fpr[r | 1]);
-}
+u32 FpuState::read_hi(unsigned r) const { return fr ? static_cast<u32>(fpr[r] >> 32) : static_cast<u32>(fpr[r | 1]); }
 
 void FpuState::write_hi(unsigned r, u32 v) {
     if (fr) {

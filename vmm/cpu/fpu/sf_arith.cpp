@@ -12,7 +12,8 @@ template <class F>
 typename F::Bits add_sub(typename F::Bits a, typename F::Bits b, bool negate_b, Env& env) {
     using T = Traits<F>;
     using Bits = typename F::Bits;
-    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]] return nan_result<F>(a, b, env);
+    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]]
+        return nan_result<F>(a, b, env);
     const bool sa = T::sign(a);
     const bool sb = T::sign(b) != negate_b;
     if (T::is_inf(a)) {
@@ -95,7 +96,8 @@ typename F::Bits sub(typename F::Bits a, typename F::Bits b, Env& env) {
 template <class F>
 typename F::Bits mul(typename F::Bits a, typename F::Bits b, Env& env) {
     using T = Traits<F>;
-    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]] return nan_result<F>(a, b, env);
+    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]]
+        return nan_result<F>(a, b, env);
     const bool sign = T::sign(a) != T::sign(b);
     const typename F::Bits s = sign ? T::kSign : 0;
     if (T::is_inf(a) || T::is_inf(b)) {
@@ -116,7 +118,8 @@ typename F::Bits mul(typename F::Bits a, typename F::Bits b, Env& env) {
 template <class F>
 typename F::Bits div(typename F::Bits a, typename F::Bits b, Env& env) {
     using T = Traits<F>;
-    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]] return nan_result<F>(a, b, env);
+    if (T::is_nan(a) || T::is_nan(b)) [[unlikely]]
+        return nan_result<F>(a, b, env);
     const bool sign = T::sign(a) != T::sign(b);
     const typename F::Bits s = sign ? T::kSign : 0;
     if (T::is_inf(a)) {
@@ -147,7 +150,8 @@ typename F::Bits div(typename F::Bits a, typename F::Bits b, Env& env) {
 template <class F>
 typename F::Bits sqrt(typename F::Bits a, Env& env) {
     using T = Traits<F>;
-    if (T::is_nan(a)) [[unlikely]] return nan_result<F>(a, a, env);
+    if (T::is_nan(a)) [[unlikely]]
+        return nan_result<F>(a, a, env);
     if (T::is_zero(a)) return a;  // sqrt(-0) = -0
     if (T::sign(a)) {
         env.raise(flag::kInvalid);

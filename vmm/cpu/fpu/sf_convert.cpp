@@ -6,7 +6,8 @@ namespace disco::cpu::fpu::sf {
 
 u64 f32_to_f64(u32 a, Env& env) {
     using T = Traits<F32>;
-    if (T::is_nan(a)) [[unlikely]] return nan_result<F32>(a, a, env), F64::kDefaultNaN;
+    if (T::is_nan(a)) [[unlikely]]
+        return nan_result<F32>(a, a, env), F64::kDefaultNaN;
     const u64 s = u64(T::sign(a)) << 63;
     if (T::is_inf(a)) return s | Traits<F64>::kInf;
     if (T::is_zero(a)) return s;
@@ -16,7 +17,8 @@ u64 f32_to_f64(u32 a, Env& env) {
 
 u32 f64_to_f32(u64 a, Env& env) {
     using T = Traits<F64>;
-    if (T::is_nan(a)) [[unlikely]] return nan_result<F64>(a, a, env), F32::kDefaultNaN;
+    if (T::is_nan(a)) [[unlikely]]
+        return nan_result<F64>(a, a, env), F32::kDefaultNaN;
     const u32 s = u32(T::sign(a)) << 31;
     if (T::is_inf(a)) return s | Traits<F32>::kInf;
     if (T::is_zero(a)) return s;
@@ -37,7 +39,7 @@ template <class F>
 i64 to_int(typename F::Bits a, Round rm, int bits, Env& env) {
     using T = Traits<F>;
     const i64 max = static_cast<i64>((u64(1) << (bits - 1)) - 1);  // also MIPS's answer for every invalid case
-    if (T::exp(a) == F::kExpMax) [[unlikely]] {  // NaN or infinity
+    if (T::exp(a) == F::kExpMax) [[unlikely]] {                    // NaN or infinity
         env.raise(flag::kInvalid);
         return max;
     }
@@ -49,10 +51,17 @@ i64 to_int(typename F::Bits a, Round rm, int bits, Env& env) {
         inexact = true;
         bool one = false;
         switch (rm) {
-            case Round::NearestEven: one = x.exp == -1 && (x.sig << 1) != 0; break;  // > 0.5
-            case Round::Zero: break;
-            case Round::Up: one = !x.sign; break;
-            case Round::Down: one = x.sign; break;
+            case Round::NearestEven:
+                one = x.exp == -1 && (x.sig << 1) != 0;
+                break;  // > 0.5
+            case Round::Zero:
+                break;
+            case Round::Up:
+                one = !x.sign;
+                break;
+            case Round::Down:
+                one = x.sign;
+                break;
         }
         mag = one;
     } else if (x.exp >= 63) {
@@ -67,9 +76,14 @@ i64 to_int(typename F::Bits a, Round rm, int bits, Env& env) {
                 case Round::NearestEven:
                     up = frac > (u64(1) << 63) || (frac == (u64(1) << 63) && (mag & 1));
                     break;
-                case Round::Zero: break;
-                case Round::Up: up = !x.sign; break;
-                case Round::Down: up = x.sign; break;
+                case Round::Zero:
+                    break;
+                case Round::Up:
+                    up = !x.sign;
+                    break;
+                case Round::Down:
+                    up = x.sign;
+                    break;
             }
             mag += up;
         }

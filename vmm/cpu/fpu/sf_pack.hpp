@@ -56,10 +56,14 @@ inline typename F::Bits round_pack(bool sign, int exp, u64 sig, Env& env) {
         const u64 r = v & kRoundMask;
         if (r == 0) return false;
         switch (rm) {
-            case Round::NearestEven: return r > kHalf || (r == kHalf && (v & kLsb) != 0);
-            case Round::Zero: return false;
-            case Round::Up: return !sign;
-            case Round::Down: return sign;
+            case Round::NearestEven:
+                return r > kHalf || (r == kHalf && (v & kLsb) != 0);
+            case Round::Zero:
+                return false;
+            case Round::Up:
+                return !sign;
+            case Round::Down:
+                return sign;
         }
         return false;
     };

@@ -59,24 +59,32 @@ struct Traits {
 
 // Arithmetic (sf_arith.cpp). Each is the IEEE operation correctly rounded in
 // env.rm; NaN operands give the default NaN (Invalid if any is signalling).
-template <class F> typename F::Bits add(typename F::Bits a, typename F::Bits b, Env& env);
-template <class F> typename F::Bits sub(typename F::Bits a, typename F::Bits b, Env& env);
-template <class F> typename F::Bits mul(typename F::Bits a, typename F::Bits b, Env& env);
-template <class F> typename F::Bits div(typename F::Bits a, typename F::Bits b, Env& env);
-template <class F> typename F::Bits sqrt(typename F::Bits a, Env& env);
+template <class F>
+typename F::Bits add(typename F::Bits a, typename F::Bits b, Env& env);
+template <class F>
+typename F::Bits sub(typename F::Bits a, typename F::Bits b, Env& env);
+template <class F>
+typename F::Bits mul(typename F::Bits a, typename F::Bits b, Env& env);
+template <class F>
+typename F::Bits div(typename F::Bits a, typename F::Bits b, Env& env);
+template <class F>
+typename F::Bits sqrt(typename F::Bits a, Env& env);
 
 // Conversions (sf_convert.cpp).
 u64 f32_to_f64(u32 a, Env& env);
 u32 f64_to_f32(u64 a, Env& env);
-template <class F> typename F::Bits from_i64(i64 v, Env& env);
+template <class F>
+typename F::Bits from_i64(i64 v, Env& env);
 /// Float to a signed integer of `bits` (32 or 64) width, rounding in `rm`
 /// (not env.rm). NaN, infinity and out-of-range give Invalid alone and the
 /// value MIPS legacy mode defines, 2^(bits-1)-1 (QEMU FP_TO_INT*_OVERFLOW).
-template <class F> i64 to_int(typename F::Bits a, Round rm, int bits, Env& env);
+template <class F>
+i64 to_int(typename F::Bits a, Round rm, int bits, Env& env);
 
 // Comparison (sf_compare.cpp): `cond` is the 4-bit C.cond.fmt condition
 // (Vol. II-A C.cond.fmt, Table 3.4): bit 3 signalling, 2 less, 1 equal,
 // 0 unordered.
-template <class F> bool compare(typename F::Bits a, typename F::Bits b, unsigned cond, Env& env);
+template <class F>
+bool compare(typename F::Bits a, typename F::Bits b, unsigned cond, Env& env);
 
 }  // namespace disco::cpu::fpu::sf

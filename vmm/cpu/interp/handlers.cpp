@@ -34,8 +34,8 @@ const Decoded* leave_page(Cpu& c, const Decoded*) {
 template <ByteOrder BO>
 constexpr Handler kTable[kOpCount + 2] = {
 #define INST(name, mnem, pattern, operands) &op_##name<BO>,
-#include "vmm/cpu/isa.inc"
 #include "vmm/cpu/fpu_isa.inc"
+#include "vmm/cpu/isa.inc"
 #undef INST
     &op_Invalid<BO>,
     &decode_slot<BO>,
@@ -50,14 +50,37 @@ bool decode_bit_field(Op op, Decoded& d) {
     const unsigned lsb = (d.raw >> 6) & 31, msb = (d.raw >> 11) & 31;
     unsigned pos = lsb, size = 0;
     switch (op) {
-        case Op::EXT: if (lsb + msb > 31) return false; size = msb + 1; break;
-        case Op::DEXT: size = msb + 1; break;
-        case Op::DEXTM: size = msb + 33; if (pos + size > 64) return false; break;
-        case Op::DEXTU: pos = lsb + 32; size = msb + 1; if (pos + size > 64) return false; break;
-        case Op::INS: case Op::DINS: if (msb < lsb) return false; size = msb - lsb + 1; break;
-        case Op::DINSM: size = msb + 32 - lsb + 1; break;
-        case Op::DINSU: if (msb < lsb) return false; pos = lsb + 32; size = msb - lsb + 1; break;
-        default: return true;
+        case Op::EXT:
+            if (lsb + msb > 31) return false;
+            size = msb + 1;
+            break;
+        case Op::DEXT:
+            size = msb + 1;
+            break;
+        case Op::DEXTM:
+            size = msb + 33;
+            if (pos + size > 64) return false;
+            break;
+        case Op::DEXTU:
+            pos = lsb + 32;
+            size = msb + 1;
+            if (pos + size > 64) return false;
+            break;
+        case Op::INS:
+        case Op::DINS:
+            if (msb < lsb) return false;
+            size = msb - lsb + 1;
+            break;
+        case Op::DINSM:
+            size = msb + 32 - lsb + 1;
+            break;
+        case Op::DINSU:
+            if (msb < lsb) return false;
+            pos = lsb + 32;
+            size = msb - lsb + 1;
+            break;
+        default:
+            return true;
     }
     d.sa = static_cast<u8>(pos);
     d.imm = static_cast<i64>(low_mask(size));
@@ -68,17 +91,32 @@ template <ByteOrder BO>
 Decoded decode_for(u32 raw) {
     const Op op = decode_op(raw);
     const OpInfo& info = op_info(op);
-    Decoded d{kTable<BO>[static_cast<unsigned>(op)], raw, static_cast<u8>(field_rs(raw)),
-              static_cast<u8>(field_rt(raw)), static_cast<u8>(field_rd(raw)), static_cast<u8>(field_sa(raw)),
+    Decoded d{kTable<BO>[static_cast<unsigned>(op)],
+              raw,
+              static_cast<u8>(field_rs(raw)),
+              static_cast<u8>(field_rt(raw)),
+              static_cast<u8>(field_rd(raw)),
+              static_cast<u8>(field_sa(raw)),
               field_simm16(raw)};
     for (char ch : info.operands) {
         switch (ch) {
-            case 'D': if (d.rd == 0) d.rd = 32; break;  // writes to $zero are discarded
-            case 'T': if (d.rt == 0) d.rt = 32; break;
-            case 'u': d.imm = raw & 0xFFFF; break;
-            case 'b': d.imm = field_simm16(raw) * 4; break;
-            case 'j': d.imm = static_cast<i64>((raw & 0x03FFFFFFu) << 2); break;
-            default: break;
+            case 'D':
+                if (d.rd == 0) d.rd = 32;
+                break;  // writes to $zero are discarded
+            case 'T':
+                if (d.rt == 0) d.rt = 32;
+                break;
+            case 'u':
+                d.imm = raw & 0xFFFF;
+                break;
+            case 'b':
+                d.imm = field_simm16(raw) * 4;
+                break;
+            case 'j':
+                d.imm = static_cast<i64>((raw & 0x03FFFFFFu) << 2);
+                break;
+            default:
+                break;
         }
     }
     if (!decode_bit_field(op, d)) d.fn = &op_Invalid<BO>;

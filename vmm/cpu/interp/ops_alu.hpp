@@ -3,32 +3,45 @@
 // results (MD00087 §2.2, "32-bit operations on a 64-bit processor").
 #pragma once
 #include <bit>
+
 #include "vmm/cpu/interp/common.hpp"
 
 namespace disco::cpu::interp {
 
-#define ALU_RD(name, expr)                   \
-    DISCO_HANDLER(name) {                    \
+#define ALU_RD(name, expr)                                         \
+    DISCO_HANDLER(name) {                                          \
         [[maybe_unused]] const u64 s = c.r[d->rs], t = c.r[d->rt]; \
-        c.r[d->rd] = (expr);                 \
-        return d + 1;                        \
+        c.r[d->rd] = (expr);                                       \
+        return d + 1;                                              \
     }
-#define ALU_RT(name, expr)                   \
-    DISCO_HANDLER(name) {                    \
+#define ALU_RT(name, expr)                         \
+    DISCO_HANDLER(name) {                          \
         [[maybe_unused]] const u64 s = c.r[d->rs]; \
-        const u64 imm = static_cast<u64>(d->imm); \
-        c.r[d->rt] = (expr);                 \
-        return d + 1;                        \
+        const u64 imm = static_cast<u64>(d->imm);  \
+        c.r[d->rt] = (expr);                       \
+        return d + 1;                              \
     }
 
 inline u32 lo32(u64 v) { return static_cast<u32>(v); }
 inline u64 rotr32(u32 v, unsigned n) { return sext32(std::rotr(v, static_cast<int>(n))); }
 
 // Shifts by sa (the sa field is pre-decoded; *32 forms add 32).
-DISCO_HANDLER(SLL) { c.r[d->rd] = sext32(lo32(c.r[d->rt]) << d->sa); return d + 1; }
-DISCO_HANDLER(SRL) { c.r[d->rd] = sext32(lo32(c.r[d->rt]) >> d->sa); return d + 1; }
-DISCO_HANDLER(ROTR) { c.r[d->rd] = rotr32(lo32(c.r[d->rt]), d->sa); return d + 1; }
-DISCO_HANDLER(SRA) { c.r[d->rd] = sext32(static_cast<u32>(static_cast<i32>(lo32(c.r[d->rt])) >> d->sa)); return d + 1; }
+DISCO_HANDLER(SLL) {
+    c.r[d->rd] = sext32(lo32(c.r[d->rt]) << d->sa);
+    return d + 1;
+}
+DISCO_HANDLER(SRL) {
+    c.r[d->rd] = sext32(lo32(c.r[d->rt]) >> d->sa);
+    return d + 1;
+}
+DISCO_HANDLER(ROTR) {
+    c.r[d->rd] = rotr32(lo32(c.r[d->rt]), d->sa);
+    return d + 1;
+}
+DISCO_HANDLER(SRA) {
+    c.r[d->rd] = sext32(static_cast<u32>(static_cast<i32>(lo32(c.r[d->rt])) >> d->sa));
+    return d + 1;
+}
 ALU_RD(SLLV, sext32(lo32(t) << (s & 31)))
 ALU_RD(SRLV, sext32(lo32(t) >> (s & 31)))
 ALU_RD(ROTRV, rotr32(lo32(t), s & 31))
@@ -37,14 +50,38 @@ ALU_RD(DSLLV, t << (s & 63))
 ALU_RD(DSRLV, t >> (s & 63))
 ALU_RD(DROTRV, std::rotr(t, static_cast<int>(s & 63)))
 ALU_RD(DSRAV, static_cast<u64>(static_cast<i64>(t) >> (s & 63)))
-DISCO_HANDLER(DSLL) { c.r[d->rd] = c.r[d->rt] << d->sa; return d + 1; }
-DISCO_HANDLER(DSRL) { c.r[d->rd] = c.r[d->rt] >> d->sa; return d + 1; }
-DISCO_HANDLER(DROTR) { c.r[d->rd] = std::rotr(c.r[d->rt], d->sa); return d + 1; }
-DISCO_HANDLER(DSRA) { c.r[d->rd] = static_cast<u64>(static_cast<i64>(c.r[d->rt]) >> d->sa); return d + 1; }
-DISCO_HANDLER(DSLL32) { c.r[d->rd] = c.r[d->rt] << (d->sa + 32); return d + 1; }
-DISCO_HANDLER(DSRL32) { c.r[d->rd] = c.r[d->rt] >> (d->sa + 32); return d + 1; }
-DISCO_HANDLER(DROTR32) { c.r[d->rd] = std::rotr(c.r[d->rt], d->sa + 32); return d + 1; }
-DISCO_HANDLER(DSRA32) { c.r[d->rd] = static_cast<u64>(static_cast<i64>(c.r[d->rt]) >> (d->sa + 32)); return d + 1; }
+DISCO_HANDLER(DSLL) {
+    c.r[d->rd] = c.r[d->rt] << d->sa;
+    return d + 1;
+}
+DISCO_HANDLER(DSRL) {
+    c.r[d->rd] = c.r[d->rt] >> d->sa;
+    return d + 1;
+}
+DISCO_HANDLER(DROTR) {
+    c.r[d->rd] = std::rotr(c.r[d->rt], d->sa);
+    return d + 1;
+}
+DISCO_HANDLER(DSRA) {
+    c.r[d->rd] = static_cast<u64>(static_cast<i64>(c.r[d->rt]) >> d->sa);
+    return d + 1;
+}
+DISCO_HANDLER(DSLL32) {
+    c.r[d->rd] = c.r[d->rt] << (d->sa + 32);
+    return d + 1;
+}
+DISCO_HANDLER(DSRL32) {
+    c.r[d->rd] = c.r[d->rt] >> (d->sa + 32);
+    return d + 1;
+}
+DISCO_HANDLER(DROTR32) {
+    c.r[d->rd] = std::rotr(c.r[d->rt], d->sa + 32);
+    return d + 1;
+}
+DISCO_HANDLER(DSRA32) {
+    c.r[d->rd] = static_cast<u64>(static_cast<i64>(c.r[d->rt]) >> (d->sa + 32));
+    return d + 1;
+}
 
 // Register ALU.
 DISCO_HANDLER(ADD) {
@@ -63,7 +100,7 @@ DISCO_HANDLER(SUB) {
     return d + 1;
 }
 ALU_RD(SUBU, sext32(s - t))
-ALU_RD(AND, s & t)
+ALU_RD(AND, s& t)
 ALU_RD(OR, s | t)
 ALU_RD(XOR, s ^ t)
 ALU_RD(NOR, ~(s | t))
@@ -99,7 +136,7 @@ DISCO_HANDLER(ADDI) {
 ALU_RT(ADDIU, sext32(s + imm))
 ALU_RT(SLTI, static_cast<i64>(s) < static_cast<i64>(imm) ? 1 : 0)
 ALU_RT(SLTIU, s < imm ? 1 : 0)
-ALU_RT(ANDI, s & imm)
+ALU_RT(ANDI, s& imm)
 ALU_RT(ORI, s | imm)
 ALU_RT(XORI, s ^ imm)
 ALU_RT(LUI, sext32(imm << 16))
@@ -112,10 +149,22 @@ DISCO_HANDLER(DADDI) {
 ALU_RT(DADDIU, s + imm)
 
 // HI/LO.
-DISCO_HANDLER(MFHI) { c.r[d->rd] = c.hi; return d + 1; }
-DISCO_HANDLER(MTHI) { c.hi = c.r[d->rs]; return d + 1; }
-DISCO_HANDLER(MFLO) { c.r[d->rd] = c.lo; return d + 1; }
-DISCO_HANDLER(MTLO) { c.lo = c.r[d->rs]; return d + 1; }
+DISCO_HANDLER(MFHI) {
+    c.r[d->rd] = c.hi;
+    return d + 1;
+}
+DISCO_HANDLER(MTHI) {
+    c.hi = c.r[d->rs];
+    return d + 1;
+}
+DISCO_HANDLER(MFLO) {
+    c.r[d->rd] = c.lo;
+    return d + 1;
+}
+DISCO_HANDLER(MTLO) {
+    c.lo = c.r[d->rs];
+    return d + 1;
+}
 
 inline void set_hilo32(Cpu& c, u64 product) {
     c.lo = sext32(product);
@@ -205,17 +254,41 @@ ALU_RD(DCLO, static_cast<u64>(std::countl_one(s)))
 
 // SPECIAL3 bit fields: the decoder stores the field mask in imm and the
 // position in sa, and rejects impossible pos/size combinations.
-DISCO_HANDLER(EXT) { c.r[d->rt] = sext32((c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm)); return d + 1; }
-DISCO_HANDLER(DEXT) { c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm); return d + 1; }
-DISCO_HANDLER(DEXTM) { c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm); return d + 1; }
-DISCO_HANDLER(DEXTU) { c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm); return d + 1; }
+DISCO_HANDLER(EXT) {
+    c.r[d->rt] = sext32((c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm));
+    return d + 1;
+}
+DISCO_HANDLER(DEXT) {
+    c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm);
+    return d + 1;
+}
+DISCO_HANDLER(DEXTM) {
+    c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm);
+    return d + 1;
+}
+DISCO_HANDLER(DEXTU) {
+    c.r[d->rt] = (c.r[d->rs] >> d->sa) & static_cast<u64>(d->imm);
+    return d + 1;
+}
 inline u64 insert(u64 into, u64 from, unsigned pos, u64 mask) {
     return (into & ~(mask << pos)) | ((from & mask) << pos);
 }
-DISCO_HANDLER(INS) { c.r[d->rt] = sext32(insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm))); return d + 1; }
-DISCO_HANDLER(DINS) { c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm)); return d + 1; }
-DISCO_HANDLER(DINSM) { c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm)); return d + 1; }
-DISCO_HANDLER(DINSU) { c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm)); return d + 1; }
+DISCO_HANDLER(INS) {
+    c.r[d->rt] = sext32(insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm)));
+    return d + 1;
+}
+DISCO_HANDLER(DINS) {
+    c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm));
+    return d + 1;
+}
+DISCO_HANDLER(DINSM) {
+    c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm));
+    return d + 1;
+}
+DISCO_HANDLER(DINSU) {
+    c.r[d->rt] = insert(c.r[d->rt], c.r[d->rs], d->sa, static_cast<u64>(d->imm));
+    return d + 1;
+}
 ALU_RD(WSBH, sext32(((lo32(t) & 0x00FF00FFu) << 8) | ((lo32(t) >> 8) & 0x00FF00FFu)))
 ALU_RD(SEB, sext8(t))
 ALU_RD(SEH, sext16(t))

@@ -8,11 +8,11 @@ namespace disco::cpu::interp {
 
 inline i64 sreg(const Cpu& c, unsigned r) { return static_cast<i64>(c.r[r]); }
 
-#define BRANCH(name, cond, likely, link)                                        \
-    DISCO_HANDLER(name) {                                                       \
-        const bool taken = (cond);                                              \
-        if (link) c.r[31] = c.pc_of(d) + 8;                                     \
-        return branch<likely>(c, d, taken, branch_target(c, d));                \
+#define BRANCH(name, cond, likely, link)                         \
+    DISCO_HANDLER(name) {                                        \
+        const bool taken = (cond);                               \
+        if (link) c.r[31] = c.pc_of(d) + 8;                      \
+        return branch<likely>(c, d, taken, branch_target(c, d)); \
     }
 BRANCH(BEQ, c.r[d->rs] == c.r[d->rt], false, false)
 BRANCH(BNE, c.r[d->rs] != c.r[d->rt], false, false)

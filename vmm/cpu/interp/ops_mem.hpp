@@ -4,12 +4,12 @@
 
 namespace disco::cpu::interp {
 
-#define LOAD(name, T, conv)                        \
-    DISCO_HANDLER(name) {                          \
-        T v;                                       \
+#define LOAD(name, T, conv)                                  \
+    DISCO_HANDLER(name) {                                    \
+        T v;                                                 \
         if (!load<BO, T>(c, d, ea(c, d), v)) return nullptr; \
-        c.r[d->rt] = conv(v);                      \
-        return d + 1;                              \
+        c.r[d->rt] = conv(v);                                \
+        return d + 1;                                        \
     }
 inline u64 as_u64(u64 v) { return v; }
 LOAD(LB, u8, sext8)
