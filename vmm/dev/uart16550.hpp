@@ -1,7 +1,19 @@
-// A 16550A UART (National/TI PC16550D datasheet): the console of both boards.
-// Byte registers at consecutive offsets (reg-shift 0). Transmit is immediate
-// (THR is always empty again by the next read of LSR); receive has the
-// 16-byte FIFO of the real part, fed by push_input() from any thread.
+// A 16550A UART (National Semiconductor / TI PC16550D datasheet): the console
+// of the boards. Byte registers at consecutive offsets (reg-shift 0) in a
+// 0x100-byte window; a wider access touches only the register at its offset
+// and uses its low byte.
+//
+// Transmission is instant: a byte written to THR goes to the output sink at
+// once, so THR and the transmitter are always empty again (LSR.THRE|TEMT).
+// Reception has the real part's FIFO (16 bytes, or a 1-byte holding register
+// with FIFOs off). Bytes typed on the console first wait in an unbounded
+// host-side backlog and move into the FIFO as the guest drains it: a real
+// line would have overrun, but the host has no reason to drop keystrokes.
+//
+// Threads: vCPU threads access registers while another thread calls
+// push_input(); one mutex guards the state. Both callbacks run under that
+// mutex, so output order and interrupt edges follow register order even
+// across threads; they must not call back into the UART.
 #pragma once
 #include <deque>
 #include <functional>
@@ -15,28 +27,47 @@ namespace disco::dev {
 
 class Uart16550 final : public MmioDevice {
 public:
+    /// Receives every transmitted byte, in order, as soon as the guest writes it.
     using Output = std::function<void(std::span<const u8>)>;
+    /// The interrupt output: called only when the level changes.
     using IrqLine = std::function<void(bool level)>;
+
+    static constexpr u64 kWindowSize = 0x100;
+    static constexpr usize kFifoDepth = 16;
+
     Uart16550(Output out, IrqLine irq);
 
     u64 mmio_read(u64 offset, unsigned size) override;
     void mmio_write(u64 offset, unsigned size, u64 value) override;
     std::string name() const override { return "uart16550"; }
 
-    /// Queues bytes typed on the console (any thread). Bytes beyond the FIFO
-    /// wait in a host-side queue rather than being dropped.
+    /// Queues bytes arriving on the serial line (any thread).
     void push_input(std::span<const u8> bytes);
+    /// Input bytes not yet read by the guest (FIFO and backlog), so that a
+    /// feeder thread can apply back-pressure if it wants to.
+    usize input_pending() const;
 
 private:
-    void update_irq_locked();
+    u8 read_locked(u64 reg);
+    void write_locked(u64 reg, u8 v);
+    void write_fcr_locked(u8 v);
+    void write_mcr_locked(u8 v);
     u8 iir_locked() const;
+    u8 modem_inputs_locked() const;
+    usize rx_capacity_locked() const;
+    void refill_rx_locked();
+    void update_irq_locked();
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     Output out_;
     IrqLine irq_;
-    std::deque<u8> rx_;
-    u8 ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, fcr_ = 0, dll_ = 0x0C, dlm_ = 0;
-    bool thr_empty_irq_ = true;  // THRE interrupt pending until IIR is read or THR written
+    std::deque<u8> rx_fifo_;  // what the guest can read now (≤ rx_capacity_locked())
+    std::deque<u8> backlog_;  // pushed, waiting for room in the FIFO
+    u8 ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, fcr_ = 0;
+    u8 dll_ = 0x0C, dlm_ = 0;    // 9600 baud from a 1.8432 MHz clock, a common reset-time value
+    u8 msr_delta_ = 0;           // MSR bits 0-3, cleared when MSR is read
+    bool overrun_ = false;       // LSR.OE, cleared when LSR is read
+    bool thre_pending_ = false;  // the THRE interrupt source (see iir_locked)
     bool irq_level_ = false;
 };
 }  // namespace disco::dev
