@@ -5,7 +5,7 @@
 #include "platform.h"
 
 #ifndef ROUNDS
-#define ROUNDS 1000
+#define ROUNDS 500
 #endif
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;

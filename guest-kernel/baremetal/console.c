@@ -19,3 +19,17 @@ void put_dec(uint64_t v) {
     } while (v);
     while (n) platform_putc(buf[--n]);
 }
+
+/* Called by the exception vectors of bare-metal guests for an exception
+ * nobody expected: report it and fail. */
+void unexpected_exception(uint64_t cause, uint64_t epc, uint64_t badvaddr);
+void unexpected_exception(uint64_t cause, uint64_t epc, uint64_t badvaddr) {
+    put_str("unexpected exception: cause ");
+    put_hex(cause);
+    put_str(" epc ");
+    put_hex(epc);
+    put_str(" badvaddr ");
+    put_hex(badvaddr);
+    put_str("\n");
+    platform_exit(1);
+}

@@ -1,7 +1,9 @@
 /* Exception vectors of the ISA suite. Every vector records Cause, EPC,
- * BadVAddr, EntryHi and its own offset in exc_record, then resumes at
- * exc_record.resume in kernel mode with interrupts off (one-shot); with no
- * resume address set the exception was unexpected and the suite fails. */
+ * BadVAddr, EntryHi, Status, Context, XContext and its own offset in
+ * exc_record (isa.h), counts the exception, then resumes at
+ * exc_record.resume in kernel mode with EXL, KSU and IE cleared (the resume
+ * address is one-shot). With no resume address set the exception was not
+ * expected: report it and fail. */
 #include "regdef.h"
     .set noreorder
     .set noat
@@ -17,6 +19,7 @@ vectors_base:
     sd      k1, 32(k0)
     VECTOR(0x000)
     VECTOR(0x080)
+    VECTOR(0x100)                   /* cache error: never expected */
     VECTOR(0x180)
     VECTOR(0x200)
 exc_common:
@@ -33,6 +36,10 @@ exc_common:
     sd      k1, 48(k0)              /* entryhi */
     mfc0    k1, $12
     sd      k1, 56(k0)              /* status at the exception */
+    dmfc0   k1, $4
+    sd      k1, 64(k0)              /* context */
+    dmfc0   k1, $20
+    sd      k1, 72(k0)              /* xcontext */
     ld      k1, 40(k0)              /* resume address */
     beqz    k1, 1f
     nop

@@ -8,10 +8,18 @@ static long syscall3(long n, long a, long b, long c) {
     register long a1 __asm__("$5") = b;
     register long a2 __asm__("$6") = c;
     register long a3 __asm__("$7");
-    __asm__ volatile("syscall" : "+r"(v0), "=r"(a3) : "r"(a0), "r"(a1), "r"(a2) : "memory", "$1", "$3", "$8", "$9",
-                     "$10", "$11", "$12", "$13", "$14", "$15", "$24", "$25", "hi", "lo");
+    __asm__ volatile("syscall"
+                     : "+r"(v0), "=r"(a3)
+                     : "r"(a0), "r"(a1), "r"(a2)
+                     : "memory", "$1", "$3", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$24", "$25", "hi",
+                       "lo");
     return v0;
 }
+
+const char platform_name[] = "linux";
+const uint64_t platform_unbacked_phys = 0;
+
+const struct cpu_identity platform_cpu;
 
 void platform_putc(char c) { syscall3(5001 /* write */, 1, (long)&c, 1); }
 

@@ -1,6 +1,6 @@
 /* Start-up for bare-metal guests on Disco's bare-metal board
- * (guest-kernel/README.md): clear BEV so exceptions use our vectors at
- * EBase, enable the FPU (CU1, FR=1), give each vCPU a stack and call main();
+ * (guest-kernel/README.md) and QEMU's Malta: clear BEV and ERL so exceptions
+ * use our vectors at EBase, enable the FPU (CU1, FR=1), give each vCPU a stack and call main();
  * main's return value is reported through the test device. vCPUs other than
  * 0 call secondary_main() when it is defined, else park in WAIT. */
 #include "regdef.h"
@@ -9,11 +9,13 @@
     .section .text.start, "ax"
     .globl _start
 _start:
-    mfc0    t0, $12                 /* Status */
-    li      t1, ~(1 << 22)          /* clear BEV */
-    and     t0, t0, t1
-    lui     t1, 0x2400              /* CU1 | FR */
-    or      t0, t0, t1
+    mfc0    t0, $12                 /* keep the Status we were entered with */
+    lui     t1, %hi(boot_status)
+    sw      t0, %lo(boot_status)(t1)
+    /* A known Status whatever the boot path left: BEV and ERL clear (QEMU's
+     * Malta enters with Status = BEV only: no CU0, KX, SX, UX), kernel mode, interrupts off,
+     * CU0|CU1|FR|KX|SX|UX. */
+    li      t0, 0x340000e0
     mtc0    t0, $12
     ehb
     mfc0    t2, $15, 1              /* EBase: CPUNum in bits 9:0 */
@@ -44,6 +46,12 @@ secondary:
     b       park
     nop
     .weak   secondary_main
+
+    .section .bss
+    .align  2
+    .globl  boot_status
+boot_status:
+    .space  4
 
     .section .bss.stacks, "aw", @nobits
     .align  4

@@ -3,6 +3,12 @@
 #include <fmt/format.h>
 
 namespace disco {
+namespace {
+thread_local unsigned t_current_vcpu = 0;
+}
+unsigned current_vcpu() { return t_current_vcpu; }
+void set_current_vcpu(unsigned index) { t_current_vcpu = index; }
+
 Result<void, Error> MmioBus::add(GuestPhysAddr base, u64 len, std::shared_ptr<MmioDevice> dev) {
     if (len == 0 || base.value + len < base.value)
         return fail(Error{fmt::format("device {}: empty or overflowing MMIO range at {:#x}", dev->name(), base.value)});

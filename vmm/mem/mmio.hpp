@@ -23,6 +23,14 @@ public:
     virtual std::string name() const = 0;
 };
 
+/// The vCPU whose access is being served. Per-CPU register blocks (the GIC's
+/// VP-local section, the CM's core-local block) answer differently to each
+/// vCPU, as on hardware where the bus carries the requester's id. The vCPU
+/// thread sets it once at start (set_current_vcpu); other threads (device
+/// I/O threads, tests) read 0 unless they set it themselves.
+unsigned current_vcpu();
+void set_current_vcpu(unsigned index);
+
 class MmioBus {
 public:
     /// Registers dev at [base, base + len); rejects empty, overflowing or overlapping ranges.

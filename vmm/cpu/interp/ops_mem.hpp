@@ -111,7 +111,7 @@ inline const Decoded* load_linked(Cpu& c, const Decoded* d) {
     c.llbit = true;
     c.ll_paddr = paddr;
     c.ll_value = raw;
-    c.cp0.lladdr = paddr >> 4;
+    c.cp0.lladdr = paddr;  // LLAddr_shift 0, as QEMU's MIPS64R2-generic (MD00091 leaves it open)
     c.r[d->rt] = sizeof(T) == 4 ? sext32(v) : static_cast<u64>(v);
     return d + 1;
 }
