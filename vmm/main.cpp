@@ -1,10 +1,12 @@
 // `disco`: the monitor's command line. QEMU users should feel at home:
-//   disco run --kernel FILE [--memory SIZE] [--smp N]
+//   disco run --kernel FILE [--initrd FILE] [--append CMDLINE] [--memory SIZE]
+//             [--smp N] [--disk FILE[,readonly]]... [--no-reboot]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "vmm/monitor/host_console.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/util/size.hpp"
 
@@ -13,6 +15,25 @@ int fail_line(const std::string& message) {
     std::fprintf(stderr, "disco: %s\n", message.c_str());
     return 2;
 }
+
+/// FILE[,readonly] (QEMU's -drive spirit, one option per disk).
+disco::Result<disco::board::DiskSpec, disco::Error> parse_disk(const std::string& arg) {
+    disco::board::DiskSpec disk;
+    const auto comma = arg.find(',');
+    disk.path = arg.substr(0, comma);
+    if (disk.path.empty()) return disco::fail(disco::Error{fmt::format("--disk '{}': no file name", arg)});
+    std::string rest = comma == std::string::npos ? "" : arg.substr(comma + 1);
+    while (!rest.empty()) {
+        const auto next = rest.find(',');
+        const std::string opt = rest.substr(0, next);
+        if (opt == "readonly" || opt == "ro" || opt == "readonly=on")
+            disk.read_only = true;
+        else if (opt != "readonly=off")
+            return disco::fail(disco::Error{fmt::format("--disk '{}': unknown option '{}' (known: readonly)", arg, opt)});
+        rest = next == std::string::npos ? "" : rest.substr(next + 1);
+    }
+    return disk;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -20,13 +41,24 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     CLI::App* run = app.add_subcommand("run", "Boot one VM and attach its console to this terminal");
     disco::monitor::VmConfig config;
-    std::string memory = "64M";
-    bool stats = false;
-    run->add_option("-k,--kernel", config.kernel, "Guest kernel: a MIPS64 ELF (the ELF header picks the byte order)")
-        ->required();
-    run->add_option("-m,--memory", memory, "Guest RAM, e.g. 64M or 2G (a bare number means MiB)")
+    std::string memory, machine = "virt";
+    std::vector<std::string> disks;
+    bool stats = false, no_reboot = false;
+    run->add_option("-M,--machine", machine,
+                    "Board: 'virt' (disco-virt: GIC, CPS SMP, virtio; boots Linux) or 'baremetal' (UART and "
+                    "test device, for the bare-metal test kernels)")
+        ->check(CLI::IsMember({"virt", "baremetal"}))
         ->capture_default_str();
-    run->add_option("--smp", config.smp, "Number of vCPUs (1-64), one host thread each")->capture_default_str();
+    run->add_option("-k,--kernel", config.kernel, "Guest kernel: a MIPS64 ELF (e.g. Debian's vmlinuz-*-mips64r2el)")
+        ->required();
+    run->add_option("-i,--initrd", config.initrd, "Initial ramdisk: a cpio archive, optionally compressed (virt)");
+    run->add_option("-a,--append", config.cmdline, "Kernel command line (virt; passed in the device tree)");
+    run->add_option("-m,--memory", memory,
+                    "Guest RAM, e.g. 512M or 2G (a bare number means MiB); default 256M (virt), 64M (baremetal)");
+    run->add_option("--smp", config.smp, "Number of vCPUs, one host thread each (virt: 1-16)")->capture_default_str();
+    run->add_option("-d,--disk", disks,
+                    "A virtio-blk disk from a raw image FILE[,readonly]; repeat for more (vda, vdb, ...)");
+    run->add_flag("--no-reboot", no_reboot, "End with status 0 when the guest reboots instead of restarting it");
     run->add_option("--max-insns", config.max_insns,
                     "Stop the VM with an error after this many instructions per vCPU (0: no limit)")
         ->capture_default_str();
@@ -42,18 +74,43 @@ int main(int argc, char** argv) {
         return fail_line(e.what());
     }
 
+    config.machine = machine == "virt" ? disco::monitor::Machine::Virt : disco::monitor::Machine::BareMetal;
+    if (memory.empty()) memory = config.machine == disco::monitor::Machine::Virt ? "256M" : "64M";
     auto bytes = disco::parse_size(memory);
     if (!bytes) return fail_line(fmt::format("--memory: {}", bytes.error().message));
     config.memory_bytes = *bytes;
-
-    auto vm = disco::monitor::Vm::create(config);
-    if (!vm) return fail_line(vm.error().message);
-    const int status = (*vm)->run();
-    if (stats) {
-        const double secs = (*vm)->run_seconds();
-        const auto insns = (*vm)->retired_instructions();
-        std::fprintf(stderr, "disco: %llu instructions in %.3f s: %.1f guest MIPS\n",
-                     static_cast<unsigned long long>(insns), secs, secs > 0 ? insns / secs / 1e6 : 0.0);
+    for (const auto& d : disks) {
+        auto disk = parse_disk(d);
+        if (!disk) return fail_line(disk.error().message);
+        config.disks.push_back(*disk);
     }
-    return status;
+    if (config.machine == disco::monitor::Machine::BareMetal &&
+        (!config.initrd.empty() || !config.cmdline.empty() || !config.disks.empty()))
+        return fail_line("--initrd, --append and --disk need the virt machine (-M virt)");
+
+    for (;;) {
+        auto vm = disco::monitor::Vm::create(config);
+        if (!vm) return fail_line(vm.error().message);
+        disco::monitor::Vm* current = vm->get();
+        disco::monitor::HostConsole console([current](std::span<const disco::u8> bytes) { current->console_input(bytes); },
+                                            [current] {
+                                                std::fprintf(stderr, "\r\ndisco: terminated by the console (Ctrl-A x)\r\n");
+                                                current->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
+                                            });
+        console.start();
+        const disco::monitor::VmExit exit = (*vm)->run();
+        console.stop();
+        if (stats) {
+            const double secs = (*vm)->run_seconds();
+            const auto insns = (*vm)->retired_instructions();
+            std::fprintf(stderr, "disco: %llu instructions in %.3f s: %.1f guest MIPS\n",
+                         static_cast<unsigned long long>(insns), secs, secs > 0 ? insns / secs / 1e6 : 0.0);
+        }
+        if (exit.kind != disco::monitor::VmExit::Kind::Reboot) return exit.status;
+        if (no_reboot) {
+            std::fprintf(stderr, "disco: guest rebooted; exiting (--no-reboot)\n");
+            return 0;
+        }
+        std::fprintf(stderr, "disco: guest rebooted; restarting the VM\n");
+    }
 }

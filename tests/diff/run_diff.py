@@ -220,7 +220,7 @@ def main():
                "-monitor", "none", "-kernel", bm]
     else:
         other = "disco"
-        cmd = [args.disco or os.path.join(args.build_dir, "vmm", "disco"), "run", "--kernel", bm,
+        cmd = [args.disco or os.path.join(args.build_dir, "vmm", "disco"), "run", "-M", "baremetal", "--kernel", bm,
                "--memory", args.memory]
     rc, dout, derr = run(cmd, args.timeout)
     dlines, dorder, dend, dexc, dbad = parse(dout)

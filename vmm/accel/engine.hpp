@@ -17,6 +17,8 @@ struct ResetState {
     u64 status = 0;
     u64 ebase = 0xFFFFFFFF80000000ull;
     u64 cmgcr_base = 0;
+    /// false: the vCPU starts held in reset until start() (CPS secondaries).
+    bool powered = true;
 };
 
 class VcpuEngine {
@@ -29,6 +31,10 @@ public:
     virtual void set_irq_line(unsigned ip, bool level) = 0;
     /// Wakes the vCPU if it sleeps in WAIT (any thread).
     virtual void kick() = 0;
+    /// Cold-resets the vCPU and runs it from pc (any thread; the CPC's RESET).
+    virtual void start(u64 pc) = 0;
+    /// Stops the vCPU until start() (any thread; the CPC's PWRDOWN).
+    virtual void power_down() = 0;
     /// Guest instructions retired so far (benchmarks, statistics).
     virtual u64 retired() const = 0;
     /// Where the vCPU is, for error messages and traces.

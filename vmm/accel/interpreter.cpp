@@ -12,10 +12,13 @@ public:
         cpu_.cp0.ebase = reset.ebase;
         cpu_.cp0.cmgcr_base = reset.cmgcr_base;
         cpu_.write_cp0(cpu::cp0::Status, reset.status);
+        if (!reset.powered) cpu_.hold_in_reset();
     }
     cpu::RunExit run(u64 max_insns) override { return cpu_.run(max_insns); }
     void set_irq_line(unsigned ip, bool level) override { cpu_.set_irq_line(ip, level); }
     void kick() override { cpu_.kick(); }
+    void start(u64 pc) override { cpu_.request_start(pc); }
+    void power_down() override { cpu_.request_power_down(); }
     u64 retired() const override { return cpu_.retired(); }
     std::string describe() const override { return cpu_.where(); }
 

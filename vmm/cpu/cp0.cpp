@@ -119,6 +119,11 @@ void Cpu::wait_for_interrupt() {
         const u64 now = now_ns();
         check_timer(now);
         if (cause_ip() & cp0.status & status::IM) return;
+        if (power_request_.load(std::memory_order_acquire) != kNoPowerRequest) return;
+        if (!(cp0.status & status::IM) && bus_.halted) {
+            bus_.halted(index_);
+            if (bus_.stop->load(std::memory_order_acquire)) return;
+        }
         std::unique_lock<std::mutex> lock(wait_mutex_);
         const auto deadline = std::chrono::steady_clock::time_point(
             std::chrono::nanoseconds(std::min<u64>(timer_deadline_ns_, now + 1000000000ull)));
@@ -183,6 +188,9 @@ void Cpu::update_mode() {
         const u64 ksu = (st & status::KSU) >> status::KSU_SHIFT;
         mode_ = ksu == 0 ? 0 : ksu == 1 ? 1 : 2;
     }
+    // Kernel mode always has 64-bit operations; Supervisor and User mode need
+    // SX / UX (MD00091 ch. 3; Status.PX is not implemented).
+    ops64_enabled_ = mode_ == 0 || (st & (mode_ == 1 ? status::SX : status::UX)) != 0;
     stlb = stlb_sets_[mode_];
 }
 

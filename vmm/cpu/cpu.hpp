@@ -48,6 +48,7 @@ constexpr unsigned kSlotsPerPage = kPageSize / 4;
 struct CodePage {
     u64 ppage = 0;
     u32 generation = 0;
+    bool ops64 = true;  // decoded for a mode with 64-bit operations enabled (run_loop.cpp code_page())
     const u8* host = nullptr;
     Decoded insns[kSlotsPerPage + 1];
 };
@@ -79,6 +80,10 @@ struct CpuBus {
     CodeWatch* code = nullptr;
     const std::atomic<bool>* stop = nullptr;        // set when the VM must stop
     std::function<void(const std::string&)> fatal;  // guest did something the VM cannot go on from
+    /// The vCPU executed WAIT with every interrupt masked in Status.IM: nothing
+    /// can ever wake it (Linux's machine_hang after "Power down", guest-board.md
+    /// §6.6). The board decides what that means; unset = the vCPU just sleeps.
+    std::function<void(unsigned vcpu)> halted;
 };
 
 /// Why run() returned.
@@ -120,6 +125,18 @@ public:
     void set_irq_line(unsigned ip, bool level);
     /// Wakes the vCPU from WAIT (any thread).
     void kick();
+
+    // ---- power (vmm/cpu/power.cpp): requested from any thread, applied by
+    // the vCPU thread at an instruction boundary, as the CPC's commands act
+    // on a core (guest-board.md §3) ----
+    /// Cold reset, then run from pc (CPC RESET / PWRUP).
+    void request_start(u64 pc);
+    /// Stop running guest code until started again (CPC PWRDOWN).
+    void request_power_down();
+    /// Whether the vCPU runs guest code (false while held in reset).
+    bool powered() const { return powered_.load(std::memory_order_acquire); }
+    /// Puts a vCPU that has not run yet into the powered-down state (board set-up).
+    void hold_in_reset() { powered_.store(false, std::memory_order_release); }
 
     ByteOrder byte_order() const { return order_; }
     const CpuBus& bus() const { return bus_; }
@@ -201,6 +218,9 @@ private:
     ByteOrder order_;
     unsigned index_;
     u8 mode_ = 0;  // 0 kernel, 1 supervisor, 2 user
+    // ---- 64-bit operations enable (MD00091 ch. 3): set by update_mode(); code
+    // pages are decoded and cached once per value (run_loop.cpp code_page()) ----
+    bool ops64_enabled_ = true;
     u64 retired_ = 0;
     SoftTlbEntry stlb_sets_[3][kSoftTlbSize];
     u64 seen_flush_epoch_ = 0;
@@ -214,6 +234,14 @@ private:
     std::mutex wait_mutex_;
     std::condition_variable wait_cv_;
     std::atomic<u64> kicks_{0};
+
+    // Power requests (see request_start): a pending request is a start pc or kPowerDown.
+    static constexpr u64 kNoPowerRequest = 1, kPowerDown = 3;  // not valid (aligned) pcs
+    std::atomic<u64> power_request_{kNoPowerRequest};
+    std::atomic<bool> powered_{true};
+    /// Applies a pending power request and sleeps while powered down; false when the VM stops.
+    bool service_power();
+    void cold_reset(u64 pc);
 };
 
 }  // namespace disco::cpu

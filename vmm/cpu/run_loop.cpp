@@ -15,6 +15,8 @@ constexpr u64 kSliceInsns = 1 << 15;
 /// Consecutive failed instruction fetches after which the guest is stopped
 /// (its exception vectors are themselves unfetchable: it can never recover).
 constexpr unsigned kMaxFetchFaults = 64;
+/// Set in the code-page key of a page decoded with 64-bit operations disabled.
+constexpr u64 kOps64DisabledKey = 1ull << 63;
 }  // namespace
 
 Cpu::Cpu(CpuBus bus, ByteOrder order, unsigned cpu_index)
@@ -31,13 +33,19 @@ Cpu::Cpu(CpuBus bus, ByteOrder order, unsigned cpu_index)
 Cpu::~Cpu() = default;
 
 CodePage* Cpu::code_page(u64 ppage, const u8* host) {
-    auto it = code_pages_.find(ppage);
+    // A page is decoded once per 64-bit-operations setting, each under its own
+    // key: with them disabled, its 64-bit operations decode to their Reserved
+    // Instruction forms (interp/handlers.cpp), so neither setting pays a check
+    // per instruction. Physical page numbers leave the key's top bit free.
+    const u64 key = ppage | (ops64_enabled_ ? 0 : kOps64DisabledKey);
+    auto it = code_pages_.find(key);
     if (it == code_pages_.end()) {
         if (code_pages_.size() >= kMaxCodePages) code_pages_.clear();
         auto page = std::make_unique<CodePage>();
         page->ppage = ppage;
+        page->ops64 = ops64_enabled_;
         page->generation = ~0u;  // forces the first validation below
-        it = code_pages_.emplace(ppage, std::move(page)).first;
+        it = code_pages_.emplace(key, std::move(page)).first;
     }
     CodePage* page = it->second.get();
     if (page->generation != bus_.code->generation(ppage) || !bus_.code->watched(ppage)) {
@@ -55,6 +63,8 @@ RunExit Cpu::run(u64 max_insns) {
     unsigned fetch_faults = 0;
     while (retired_ < end) {
         if (bus_.stop->load(std::memory_order_acquire)) return RunExit::Stopped;
+        if (power_request_.load(std::memory_order_relaxed) != kNoPowerRequest || !powered()) [[unlikely]]
+            if (!service_power()) return RunExit::Stopped;
         check_timer(now_ns());
         const u64 slice_end = std::min(end, retired_ + kSliceInsns);
         while (retired_ < slice_end) {

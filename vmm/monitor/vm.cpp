@@ -8,12 +8,14 @@
 #include <thread>
 
 #include "vmm/board/baremetal.hpp"
+#include "vmm/dev/uart16550.hpp"
+#include "vmm/dev/virtio/console.hpp"
 
 namespace disco::monitor {
 namespace {
-void write_console(std::span<const u8> bytes) {
-    // The console is the process's stdout; write(2) so that output interleaves
-    // correctly with the guest's exit and nothing sits in a stdio buffer.
+void write_stdout(std::span<const u8> bytes) {
+    // write(2) so that output interleaves correctly with the guest's exit and
+    // nothing sits in a stdio buffer.
     usize done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::write(STDOUT_FILENO, bytes.data() + done, bytes.size() - done);
@@ -23,51 +25,111 @@ void write_console(std::span<const u8> bytes) {
 }
 }  // namespace
 
-Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
+Result<accel::ResetState, Error> Vm::build_baremetal(const VmConfig& config) {
     if (config.smp < 1 || config.smp > 64)
         return fail(Error{fmt::format("--smp {} is out of range (1 to 64)", config.smp)});
-    std::unique_ptr<Vm> vm(new Vm());
-    vm->max_insns_ = config.max_insns;
-    Vm* self = vm.get();
     board::BoardHooks hooks{
-        write_console,
-        [self](int status) { self->request_exit(status); },
-        [self](bool level) {
-            if (!self->vcpus_.empty()) self->vcpus_[0]->set_irq_line(board::kUartIrq, level);
+        config.console_out,
+        [this](int status) { request_exit({VmExit::Kind::GuestStatus, status}); },
+        [this](bool level) {
+            if (!vcpus_.empty()) vcpus_[0]->set_irq_line(board::kUartIrq, level);
         },
     };
-    auto boot = DISCO_TRY(
-        board::build_baremetal_board(vm->ram_, vm->mmio_, config.memory_bytes, config.kernel, std::move(hooks)));
+    auto boot = DISCO_TRY(board::build_baremetal_board(ram_, mmio_, config.memory_bytes, config.kernel, std::move(hooks)));
+    byte_order_ = boot.byte_order;
+    return boot.reset;
+}
+
+Result<accel::ResetState, Error> Vm::build_virt(const VmConfig& config) {
+    board::VirtConfig vc;
+    vc.memory_bytes = config.memory_bytes;
+    vc.ncpus = config.smp;
+    vc.kernel = config.kernel;
+    vc.initrd = config.initrd;
+    vc.cmdline = config.cmdline;
+    vc.disks = config.disks;
+    board::VirtHooks hooks;
+    hooks.cpu_irq = [this](unsigned vcpu, bool level) {
+        if (vcpu < vcpus_.size()) vcpus_[vcpu]->set_irq_line(2, level);  // GIC pin 0 drives Cause.IP2
+    };
+    hooks.start_core = [this](unsigned core, u64 pc) {
+        if (core < vcpus_.size()) vcpus_[core]->start(pc);
+    };
+    hooks.stop_core = [this](unsigned core) {
+        if (core < vcpus_.size()) vcpus_[core]->power_down();
+    };
+    hooks.serial_out = config.console_out;
+    hooks.virtio_console_out = config.console_out;
+    hooks.reboot = [this] { request_exit({VmExit::Kind::Reboot, 0}); };
+    hooks.poweroff = [this] { request_exit({VmExit::Kind::PowerOff, 0}); };
+    virt_ = DISCO_TRY(board::build_virt_board(ram_, mmio_, vc, std::move(hooks)));
+    byte_order_ = virt_.byte_order;
+    auto uart = virt_.uart;
+    console_in_ = [uart](std::span<const u8> bytes) { uart->push_input(bytes); };
+    return virt_.reset;
+}
+
+Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
+    std::unique_ptr<Vm> vm(new Vm());
+    VmConfig cfg = config;
+    if (!cfg.console_out) cfg.console_out = write_stdout;
+    vm->max_insns_ = cfg.max_insns;
+    vm->machine_ = cfg.machine;
+    const accel::ResetState reset =
+        DISCO_TRY(cfg.machine == Machine::Virt ? vm->build_virt(cfg) : vm->build_baremetal(cfg));
     u64 limit = 0;
     for (const auto& r : vm->ram_.regions()) limit = std::max(limit, r->base().value + r->size());
     vm->code_ = std::make_unique<CodeWatch>(limit);
-    for (unsigned i = 0; i < config.smp; ++i) {
+    Vm* self = vm.get();
+    for (unsigned i = 0; i < cfg.smp; ++i) {
         cpu::CpuBus bus{&vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_,
-                        [self](const std::string& m) { self->abort_with(m); }};
-        vm->vcpus_.push_back(accel::make_interpreter(std::move(bus), boot.byte_order, i, boot.reset));
+                        [self](const std::string& m) { self->abort_with(m); }, nullptr};
+        accel::ResetState r = reset;
+        if (cfg.machine == Machine::Virt) {
+            // CPS: only core 0 runs from reset; Linux starts the others through the CPC.
+            bus.halted = [self](unsigned vcpu) { self->on_halted(vcpu); };
+            r.powered = i == 0;
+        }
+        vm->vcpus_.push_back(accel::make_interpreter(std::move(bus), vm->byte_order_, i, r));
     }
     return vm;
 }
 
-Vm::~Vm() = default;
+Vm::~Vm() {
+    // Devices (and their threads) go before the vCPUs they call into.
+    virt_ = {};
+    mmio_ = {};
+}
 
-void Vm::request_exit(int status) {
+void Vm::on_halted(unsigned vcpu) {
+    // The boot CPU waiting with every interrupt masked is Linux's power-off
+    // path on this kernel build (machine_hang; guest-board.md §6.6).
+    if (vcpu == 0) request_exit({VmExit::Kind::PowerOff, 0});
+}
+
+void Vm::request_exit(VmExit exit) {
     bool expected = false;
-    if (stop_.compare_exchange_strong(expected, true)) exit_status_.store(status);
+    if (exit_set_.compare_exchange_strong(expected, true)) exit_ = exit;
+    stop_.store(true, std::memory_order_release);
     for (auto& v : vcpus_) v->kick();
 }
 
 void Vm::abort_with(const std::string& message) {
     std::fprintf(stderr, "disco: %s\n", message.c_str());
-    request_exit(1);
+    request_exit({VmExit::Kind::Error, 1});
 }
 
-int Vm::run() {
+void Vm::console_input(std::span<const u8> bytes) {
+    if (console_in_) console_in_(bytes);
+}
+
+VmExit Vm::run() {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
     threads.reserve(vcpus_.size());
-    for (auto& v : vcpus_) {
-        threads.emplace_back([this, engine = v.get()] {
+    for (unsigned i = 0; i < vcpus_.size(); ++i) {
+        threads.emplace_back([this, i, engine = vcpus_[i].get()] {
+            set_current_vcpu(i);
             const u64 budget = max_insns_ ? max_insns_ : ~0ull;
             while (!stop_.load(std::memory_order_acquire)) {
                 if (engine->run(budget) == cpu::RunExit::BudgetSpent && max_insns_) {
@@ -79,7 +141,7 @@ int Vm::run() {
     }
     for (auto& t : threads) t.join();
     run_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return exit_status_.load();
+    return exit_;
 }
 
 u64 Vm::retired_instructions() const {

@@ -1,14 +1,18 @@
 // One virtual machine: its guest memory, device bus, code watch and vCPUs
 // (DESIGN.md: per-VM state hangs off a Vm, never a global). Thread model:
-// run() starts one host thread per vCPU and waits; a device or a vCPU ends the
-// VM through request_exit(), which every thread may call.
+// run() starts one host thread per vCPU and waits; devices and vCPUs end the
+// VM through request_exit(), which every thread may call. Device I/O threads
+// (virtio, GIC timer, RTC) belong to the board's devices and end with the Vm.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "vmm/accel/engine.hpp"
+#include "vmm/board/virt.hpp"
 #include "vmm/mem/code_watch.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/mmio.hpp"
@@ -16,39 +20,61 @@
 
 namespace disco::monitor {
 
+enum class Machine { Virt, BareMetal };
+
 struct VmConfig {
-    std::string kernel;
-    u64 memory_bytes = 64ull << 20;
+    Machine machine = Machine::Virt;
+    std::string kernel, initrd, cmdline;
+    u64 memory_bytes = 256ull << 20;
     unsigned smp = 1;
+    std::vector<board::DiskSpec> disks;
     /// Stop after this many instructions per vCPU (0 = no limit); benchmarks and tests use it.
     u64 max_insns = 0;
+    /// Where the guest's console output goes (the process's stdout by default).
+    std::function<void(std::span<const u8>)> console_out;
+};
+
+/// How a VM ended.
+struct VmExit {
+    enum class Kind { PowerOff, Reboot, GuestStatus, Error } kind = Kind::PowerOff;
+    int status = 0;  // the process exit status it stands for
 };
 
 class Vm {
 public:
-    /// Builds the bare-metal board, loads the kernel and creates the vCPUs.
+    /// Builds the board, loads the kernel and creates the vCPUs.
     static Result<std::unique_ptr<Vm>, Error> create(const VmConfig& config);
     ~Vm();
 
-    /// Runs every vCPU on its own thread until the guest exits; returns the
-    /// exit status the guest reported (or 1 when the VM was stopped on an error).
-    int run();
-    /// Ends the VM with a status (any thread).
-    void request_exit(int status);
+    /// Runs every vCPU on its own thread until the guest ends the VM.
+    VmExit run();
+    /// Ends the VM (any thread).
+    void request_exit(VmExit exit);
     /// Ends the VM because of what the guest did; the message names it (any thread).
     void abort_with(const std::string& message);
+    /// Bytes typed on the console (any thread).
+    void console_input(std::span<const u8> bytes);
 
     u64 retired_instructions() const;
     double run_seconds() const { return run_seconds_; }
 
 private:
     Vm() = default;
+    Result<accel::ResetState, Error> build_virt(const VmConfig& config);
+    Result<accel::ResetState, Error> build_baremetal(const VmConfig& config);
+    void on_halted(unsigned vcpu);
+
     GuestRam ram_;
     MmioBus mmio_;
     std::unique_ptr<CodeWatch> code_;
     std::vector<std::unique_ptr<accel::VcpuEngine>> vcpus_;
+    board::VirtBoard virt_;
+    std::function<void(std::span<const u8>)> console_in_;
+    ByteOrder byte_order_ = ByteOrder::Little;
+    Machine machine_ = Machine::Virt;
     std::atomic<bool> stop_{false};
-    std::atomic<int> exit_status_{0};
+    VmExit exit_;
+    std::atomic<bool> exit_set_{false};
     u64 max_insns_ = 0;
     double run_seconds_ = 0;
 };
