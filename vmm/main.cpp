@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
                                                 std::fprintf(stderr, "\r\ndisco: terminated by the console (Ctrl-A x)\r\n");
                                                 current->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
                                             });
-        console.start();
+        if (auto started = console.start(); !started) return fail_line(started.error().message);
         const disco::monitor::VmExit exit = (*vm)->run();
         console.stop();
         if (stats) {

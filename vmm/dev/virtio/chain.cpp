@@ -1,0 +1,50 @@
+#include "vmm/dev/virtio/chain.hpp"
+
+#include <cstring>
+
+namespace disco::dev {
+namespace {
+/// Calls visit(host bytes) for each piece of [offset, offset + length) of the
+/// segments, in order; false if the range runs past them or a segment is not RAM.
+template <class Visit>
+bool for_each_piece(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length, Visit visit) {
+    for (const DescSegment& s : segs) {
+        if (length == 0) return true;
+        if (offset >= s.len) {
+            offset -= s.len;
+            continue;
+        }
+        const u64 take = std::min<u64>(s.len - offset, length);
+        auto host = ram.host_span(s.addr + offset, take);
+        if (!host) return false;
+        visit(*host);
+        offset = 0;
+        length -= take;
+    }
+    return length == 0;
+}
+}  // namespace
+
+bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<u8> out) {
+    usize done = 0;
+    return for_each_piece(ram, segs, offset, out.size(), [&](std::span<u8> piece) {
+        std::memcpy(out.data() + done, piece.data(), piece.size());
+        done += piece.size();
+    });
+}
+
+bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<const u8> in) {
+    usize done = 0;
+    return for_each_piece(ram, segs, offset, in.size(), [&](std::span<u8> piece) {
+        std::memcpy(piece.data(), in.data() + done, piece.size());
+        done += piece.size();
+    });
+}
+
+bool host_iovecs(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length,
+                 std::vector<iovec>& out) {
+    return for_each_piece(ram, segs, offset, length, [&](std::span<u8> piece) {
+        out.push_back(iovec{piece.data(), piece.size()});
+    });
+}
+}  // namespace disco::dev
