@@ -37,7 +37,7 @@ for kernel in "$@"; do
     fi
     echo "== $qemu -M malta -cpu MIPS64R2-generic -kernel $kernel"
     log=$(mktemp)
-    timeout "$timeout_s" "$qemu" -M malta -cpu MIPS64R2-generic -m 128M -nographic -no-reboot \
+    timeout "$timeout_s" "$qemu" -M malta -cpu MIPS64R2-generic -m 128M -nographic -no-reboot -net none -vga none \
         -monitor none -serial stdio -kernel "$kernel" </dev/null >"$log" 2>&1
     rc=$?
     tr -d '\r' <"$log"
