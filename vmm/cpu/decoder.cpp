@@ -23,16 +23,22 @@ constexpr u32 pattern_match(std::string_view p) {
 
 #define INST(name, mnem, pattern, operands) \
     static_assert(std::string_view(pattern).size() == 32, "pattern of " #name " must have 32 bits");
+#define INST64 INST
 #include "vmm/cpu/fpu_isa.inc"
 #include "vmm/cpu/isa.inc"
+#undef INST64
 #undef INST
 
 const std::array<OpInfo, kOpCount> kInfo = {{
-#define INST(name, mnem, pattern, operands) {mnem, pattern, operands, pattern_mask(pattern), pattern_match(pattern)},
+#define INST(name, mnem, pattern, operands) \
+    {mnem, pattern, operands, pattern_mask(pattern), pattern_match(pattern), false},
+#define INST64(name, mnem, pattern, operands) \
+    {mnem, pattern, operands, pattern_mask(pattern), pattern_match(pattern), true},
 #include "vmm/cpu/fpu_isa.inc"
 #include "vmm/cpu/isa.inc"
+#undef INST64
 #undef INST
-    {"(invalid)", "", "", 0, 1},  // mask 0 with match 1 never matches
+    {"(invalid)", "", "", 0, 1, false},  // mask 0 with match 1 never matches
 }};
 
 /// Candidate ops per primary opcode, most specific pattern first, so that

@@ -12,8 +12,10 @@ namespace disco::cpu {
 
 enum class Op : u16 {
 #define INST(name, mnem, pattern, operands) name,
+#define INST64 INST
 #include "vmm/cpu/fpu_isa.inc"
 #include "vmm/cpu/isa.inc"
+#undef INST64
 #undef INST
     Invalid,  // no entry matches: Reserved Instruction
 };
@@ -25,6 +27,7 @@ struct OpInfo {
     std::string_view operands;
     u32 mask;   // bits fixed by the pattern
     u32 match;  // their values
+    bool op64;  // a 64-bit operation (INST64): RI where Status.UX/SX disable them
 };
 
 /// Table entry for an op (Op::Invalid has an empty pattern).

@@ -13,14 +13,14 @@ namespace disco::cpu::interp {
 namespace {
 
 template <ByteOrder BO>
-Decoded decode_for(u32 raw);
+Decoded decode_for(u32 raw, bool ops64_enabled);
 
 /// Decodes a slot the first time it runs, then runs it.
 template <ByteOrder BO>
 const Decoded* decode_slot(Cpu& c, const Decoded* d) {
     auto* slot = const_cast<Decoded*>(d);  // slots belong to the Cpu's own code pages
     const auto index = static_cast<usize>(d - c.cur_page->insns);
-    *slot = decode_for<BO>(load_guest<BO, u32>(c.cur_page->host + index * 4));
+    *slot = decode_for<BO>(load_guest<BO, u32>(c.cur_page->host + index * 4), c.cur_page->ops64);
     return slot->fn(c, slot);
 }
 
@@ -34,13 +34,33 @@ const Decoded* leave_page(Cpu& c, const Decoded*) {
 template <ByteOrder BO>
 constexpr Handler kTable[kOpCount + 2] = {
 #define INST(name, mnem, pattern, operands) &op_##name<BO>,
+#define INST64 INST
 #include "vmm/cpu/fpu_isa.inc"
 #include "vmm/cpu/isa.inc"
+#undef INST64
 #undef INST
     &op_Invalid<BO>,
     &decode_slot<BO>,
     &leave_page<BO>,
 };
+
+/// What a 64-bit operation runs where they are disabled: Reserved
+/// Instruction, except that the coprocessor moves check their coprocessor
+/// first (Coprocessor Unusable takes priority over Reserved Instruction,
+/// MD00091 §6.2.1, "Exception Priority").
+template <ByteOrder BO>
+Handler ops64_disabled_handler(Op op) {
+    switch (op) {
+        case Op::DMFC0:
+        case Op::DMTC0:
+            return &op_Cop0Move64Disabled<BO>;
+        case Op::DMFC1:
+        case Op::DMTC1:
+            return &op_Cop1Move64Disabled<BO>;
+        default:
+            return &op_Invalid<BO>;
+    }
+}
 
 constexpr u64 low_mask(unsigned size) { return size >= 64 ? ~0ull : (1ull << size) - 1; }
 
@@ -88,7 +108,7 @@ bool decode_bit_field(Op op, Decoded& d) {
 }
 
 template <ByteOrder BO>
-Decoded decode_for(u32 raw) {
+Decoded decode_for(u32 raw, bool ops64_enabled) {
     const Op op = decode_op(raw);
     const OpInfo& info = op_info(op);
     Decoded d{kTable<BO>[static_cast<unsigned>(op)],
@@ -120,6 +140,7 @@ Decoded decode_for(u32 raw) {
         }
     }
     if (!decode_bit_field(op, d)) d.fn = &op_Invalid<BO>;
+    if (info.op64 && !ops64_enabled) d.fn = ops64_disabled_handler<BO>(op);
     return d;
 }
 }  // namespace
@@ -128,7 +149,8 @@ const Handler* handler_table(ByteOrder order) {
     return order == ByteOrder::Little ? kTable<ByteOrder::Little> : kTable<ByteOrder::Big>;
 }
 
-Decoded make_decoded(ByteOrder order, u32 raw) {
-    return order == ByteOrder::Little ? decode_for<ByteOrder::Little>(raw) : decode_for<ByteOrder::Big>(raw);
+Decoded make_decoded(ByteOrder order, u32 raw, bool ops64_enabled) {
+    return order == ByteOrder::Little ? decode_for<ByteOrder::Little>(raw, ops64_enabled)
+                                      : decode_for<ByteOrder::Big>(raw, ops64_enabled);
 }
 }  // namespace disco::cpu::interp

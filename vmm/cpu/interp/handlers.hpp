@@ -9,6 +9,7 @@ constexpr unsigned kDecodeStub = kOpCount;
 constexpr unsigned kLeavePage = kOpCount + 1;
 /// kOpCount handlers (one per Op) followed by the stub and the sentinel.
 const Handler* handler_table(ByteOrder order);
-/// Decodes one instruction word into its pre-decoded form.
-Decoded make_decoded(ByteOrder order, u32 raw);
+/// Decodes one instruction word into its pre-decoded form; with ops64_enabled
+/// false, a 64-bit operation decodes to its Reserved Instruction form.
+Decoded make_decoded(ByteOrder order, u32 raw, bool ops64_enabled = true);
 }  // namespace disco::cpu::interp

@@ -51,6 +51,11 @@ DISCO_HANDLER(MTHC1) {
     c.fpu.write_hi(fs_of(d), static_cast<u32>(c.r[d->rt]));
     return d + 1;
 }
+// DMFC1/DMTC1 where 64-bit operations are disabled (handlers.cpp).
+DISCO_HANDLER(Cop1Move64Disabled) {
+    NEED_FPU();
+    return c.raise(d, Exc::RI);
+}
 
 inline const Decoded* fpu_outcome(Cpu& c, const Decoded* d, fpu::Outcome o) {
     switch (o) {

@@ -123,6 +123,11 @@ DISCO_HANDLER(WAIT) {
     c.wait_for_interrupt();
     return r;
 }
+// DMFC0/DMTC0 where 64-bit operations are disabled (handlers.cpp).
+DISCO_HANDLER(Cop0Move64Disabled) {
+    PRIVILEGED();
+    return c.raise(d, Exc::RI);
+}
 #undef PRIVILEGED
 
 // ---- RDHWR (MD00087 RDHWR; enabled per register by HWREna in user mode) ----
