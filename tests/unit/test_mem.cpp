@@ -71,3 +71,18 @@ TEST_CASE("code watch bumps generations on writes to watched pages only", "[mem]
     CHECK(cw.flush_epoch() == e0 + 1);
     cw.note_write(1u << 30);  // out of range: ignored
 }
+
+TEST_CASE("device writes to guest RAM are reported page by page to the DMA observer", "[mem]") {
+    disco::GuestRam ram;
+    REQUIRE(ram.add_region(disco::GuestPhysAddr(0), 16 * disco::kPageSize));
+    std::vector<disco::u64> pages;
+    ram.set_dma_observer([&](disco::u64 p) { pages.push_back(p); });
+    const std::vector<disco::u8> bytes(disco::kPageSize + 2, 0xAA);
+    REQUIRE(ram.write(disco::GuestPhysAddr(3 * disco::kPageSize - 1), bytes));
+    CHECK(pages == std::vector<disco::u64>{2, 3, 4});
+    pages.clear();
+    ram.note_dma_write(disco::GuestPhysAddr(5 * disco::kPageSize), 0);
+    CHECK(pages.empty());
+    CHECK_FALSE(ram.write(disco::GuestPhysAddr(16 * disco::kPageSize), bytes));
+    CHECK(pages.empty());  // nothing written, nothing reported
+}

@@ -66,7 +66,13 @@ Result<void, MemError> GuestRam::write(GuestPhysAddr a, std::span<const u8> in) 
     auto s = host_span(a, in.size());
     if (!s) return fail(MemError{MemError::Kind::OutOfRange, a.value, in.size()});
     std::memcpy(s->data(), in.data(), in.size());
+    note_dma_write(a, in.size());
     return {};
+}
+
+void GuestRam::note_dma_write(GuestPhysAddr a, u64 len) const {
+    if (!dma_observer_ || len == 0) return;
+    for (u64 page = a.page(); page <= (a.value + len - 1) >> kPageShift; ++page) dma_observer_(page);
 }
 
 u64 GuestRam::total_size() const {

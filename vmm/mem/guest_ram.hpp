@@ -2,6 +2,7 @@
 // and the CPU slow path use the bounds-checked accessors; the CPU's fast path
 // caches host pointers from host_span() in its soft TLB (vmm/cpu/soft_tlb.hpp).
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -55,9 +56,17 @@ public:
     Result<void, MemError> read(GuestPhysAddr a, std::span<u8> out) const;
     Result<void, MemError> write(GuestPhysAddr a, std::span<const u8> in);
     u64 total_size() const;
+
+    /// Devices write guest RAM behind the CPU's back (DMA through host
+    /// pointers from host_span, or write()): each such write is reported here
+    /// page by page, so that code a vCPU decoded from those pages is dropped
+    /// before the guest is told the data is there (DESIGN.md, "Code pages").
+    void set_dma_observer(std::function<void(u64 ppage)> observer) { dma_observer_ = std::move(observer); }
+    void note_dma_write(GuestPhysAddr a, u64 len) const;
     const std::vector<std::unique_ptr<RamRegion>>& regions() const { return regions_; }
 
 private:
     std::vector<std::unique_ptr<RamRegion>> regions_;
+    std::function<void(u64)> dma_observer_;
 };
 }  // namespace disco

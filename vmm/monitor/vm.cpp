@@ -80,6 +80,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     u64 limit = 0;
     for (const auto& r : vm->ram_.regions()) limit = std::max(limit, r->base().value + r->size());
     vm->code_ = std::make_unique<CodeWatch>(limit);
+    vm->ram_.set_dma_observer([code = vm->code_.get()](u64 ppage) { code->note_write(ppage); });
     Vm* self = vm.get();
     for (unsigned i = 0; i < cfg.smp; ++i) {
         cpu::CpuBus bus{&vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_,

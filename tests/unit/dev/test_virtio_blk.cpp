@@ -251,7 +251,7 @@ TEST_CASE("virtio-blk: malformed requests break the device, reset recovers it", 
     REQUIRE(wait_for([&] { return r.d.irq.load(); }));
     CHECK(r.d.broken());
     CHECK((r.d.take_interrupt() & 2) == 2);
-    CHECK(r.q.used_idx() == before);         // nothing answered
+    CHECK(r.q.used_idx() == before);  // nothing answered
 
     // The driver resets and sets the device up again: it works.
     // Fresh rings, zeroed as a driver allocates them.

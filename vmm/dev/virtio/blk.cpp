@@ -272,6 +272,9 @@ void VirtioBlk::on_completion(u64 user_data, int res) {
         submit(std::move(f));
         return;
     }
+    // The data reached guest RAM behind the vCPUs' backs: drop any code
+    // decoded from those pages before the guest learns the read is done.
+    if (r.op == BlkRequest::Op::Read) note_written(*ram_, r.chain.writable, 0, r.length);
     finish(r.chain, kStatusOk, r.op == BlkRequest::Op::Read ? static_cast<u32>(r.length) : 0);
 }
 

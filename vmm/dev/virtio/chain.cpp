@@ -35,10 +35,26 @@ bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, 
 
 bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<const u8> in) {
     usize done = 0;
-    return for_each_piece(ram, segs, offset, in.size(), [&](std::span<u8> piece) {
+    const bool ok = for_each_piece(ram, segs, offset, in.size(), [&](std::span<u8> piece) {
         std::memcpy(piece.data(), in.data() + done, piece.size());
         done += piece.size();
     });
+    note_written(ram, segs, offset, done);
+    return ok;
+}
+
+void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length) {
+    for (const DescSegment& s : segs) {
+        if (length == 0) return;
+        if (offset >= s.len) {
+            offset -= s.len;
+            continue;
+        }
+        const u64 take = std::min<u64>(s.len - offset, length);
+        ram.note_dma_write(s.addr + offset, take);
+        offset = 0;
+        length -= take;
+    }
 }
 
 bool host_iovecs(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length,

@@ -32,6 +32,9 @@ struct DescChain {
 bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<u8> out);
 /// Copies in to bytes [offset, offset + in.size()) of the segments' concatenation.
 bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<const u8> in);
+/// Reports bytes [offset, offset + length) of the segments as written by the
+/// device (GuestRam::note_dma_write), after DMA through host_iovecs.
+void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length);
 /// Host iovecs for bytes [offset, offset + length) of the segments, appended
 /// to out, so that the host kernel can move data straight into guest RAM.
 bool host_iovecs(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length,
