@@ -1,11 +1,13 @@
 // `disco`: the monitor's command line. QEMU users should feel at home:
 //   disco run --kernel FILE [--initrd FILE] [--append CMDLINE] [--memory SIZE]
 //             [--smp N] [--disk FILE[,readonly]]... [--no-reboot]
+//   disco run --vm FILE.json [--vm FILE.json]...   (several VMs: vmm/monitor/fleet.hpp)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "vmm/monitor/fleet.hpp"
 #include "vmm/monitor/host_console.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/util/size.hpp"
@@ -49,8 +51,7 @@ int main(int argc, char** argv) {
                     "test device, for the bare-metal test kernels)")
         ->check(CLI::IsMember({"virt", "baremetal"}))
         ->capture_default_str();
-    run->add_option("-k,--kernel", config.kernel, "Guest kernel: a MIPS64 ELF (e.g. Debian's vmlinuz-*-mips64r2el)")
-        ->required();
+    run->add_option("-k,--kernel", config.kernel, "Guest kernel: a MIPS64 ELF (e.g. Debian's vmlinuz-*-mips64r2el)");
     run->add_option("-i,--initrd", config.initrd, "Initial ramdisk: a cpio archive, optionally compressed (virt)");
     run->add_option("-a,--append", config.cmdline, "Kernel command line (virt; passed in the device tree)");
     run->add_option("-m,--memory", memory,
@@ -58,11 +59,24 @@ int main(int argc, char** argv) {
     run->add_option("--smp", config.smp, "Number of vCPUs, one host thread each (virt: 1-16)")->capture_default_str();
     run->add_option("-d,--disk", disks,
                     "A virtio-blk disk from a raw image FILE[,readonly]; repeat for more (vda, vdb, ...)");
+    run->add_option("--numa-sim", config.numa_sim,
+                    "Present N simulated NUMA nodes (machine memory split in N pools, vCPUs round-robin); "
+                    "0 uses the host's real nodes")
+        ->check(CLI::Range(0u, 64u))
+        ->capture_default_str();
+    run->add_option("--page-churn", config.page_churn,
+                    "Stress the memory layer: migrate, replicate and collapse random guest pages at RATE "
+                    "operations per second while the guest runs")
+        ->check(CLI::Range(0.0, 1e6));
     run->add_flag("--no-reboot", no_reboot, "End with status 0 when the guest reboots instead of restarting it");
     run->add_option("--max-insns", config.max_insns,
                     "Stop the VM with an error after this many instructions per vCPU (0: no limit)")
         ->capture_default_str();
     run->add_flag("--stats", stats, "Print instructions retired and guest MIPS on stderr when the VM ends");
+    std::vector<std::string> vm_files;
+    run->add_option("--vm", vm_files,
+                    "Instead of --kernel: run the VMs a JSON file defines (configs/vm-schema.md), each with its own "
+                    "console; repeat for more");
 
     try {
         app.parse(argc, argv);
@@ -73,6 +87,16 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return fail_line(e.what());
     }
+    if (!vm_files.empty()) {
+        for (const char* one_vm :
+             {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine", "--no-reboot"})
+            if (run->count(one_vm) > 0)
+                return fail_line(
+                    fmt::format("--vm and {} are mutually exclusive (the VM's JSON file sets it)", one_vm));
+        return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns, .stats = stats});
+    }
+    if (run->count("--kernel") == 0)
+        return fail_line("--kernel is required (or --vm FILE.json for VMs from JSON files)");
 
     config.machine = machine == "virt" ? disco::monitor::Machine::Virt : disco::monitor::Machine::BareMetal;
     if (memory.empty()) memory = config.machine == disco::monitor::Machine::Virt ? "256M" : "64M";
@@ -106,6 +130,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "disco: %llu instructions in %.3f s: %.1f guest MIPS\n",
                          static_cast<unsigned long long>(insns), secs, secs > 0 ? insns / secs / 1e6 : 0.0);
         }
+        if (!(*vm)->churn_summary().empty()) std::fprintf(stderr, "disco: %s\n", (*vm)->churn_summary().c_str());
         if (exit.kind != disco::monitor::VmExit::Kind::Reboot) return exit.status;
         if (no_reboot) {
             std::fprintf(stderr, "disco: guest rebooted; exiting (--no-reboot)\n");

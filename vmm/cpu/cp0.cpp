@@ -124,10 +124,14 @@ void Cpu::wait_for_interrupt() {
             bus_.halted(index_);
             if (bus_.stop->load(std::memory_order_acquire)) return;
         }
-        std::unique_lock<std::mutex> lock(wait_mutex_);
-        const auto deadline = std::chrono::steady_clock::time_point(
-            std::chrono::nanoseconds(std::min<u64>(timer_deadline_ns_, now + 1000000000ull)));
-        wait_cv_.wait_until(lock, deadline, [&] { return kicks_.load(std::memory_order_acquire) != seen; });
+        enter_quiescent();
+        {
+            std::unique_lock<std::mutex> lock(wait_mutex_);
+            const auto deadline = std::chrono::steady_clock::time_point(
+                std::chrono::nanoseconds(std::min<u64>(timer_deadline_ns_, now + 1000000000ull)));
+            wait_cv_.wait_until(lock, deadline, [&] { return kicks_.load(std::memory_order_acquire) != seen; });
+        }
+        leave_quiescent();
     }
 }
 

@@ -22,6 +22,7 @@
 #include "vmm/mem/endian.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/mmio.hpp"
+#include "vmm/mem/shootdown.hpp"
 
 namespace disco::cpu {
 
@@ -84,6 +85,10 @@ struct CpuBus {
     /// can ever wake it (Linux's machine_hang after "Power down", guest-board.md
     /// §6.6). The board decides what that means; unset = the vCPU just sleeps.
     std::function<void(unsigned vcpu)> halted;
+    /// The VM's soft-TLB shootdown coordinator (null: no page operations).
+    Shootdown* shootdown = nullptr;
+    /// Which view of guest RAM this vCPU reads: its home NUMA node's (guest_ram.hpp).
+    unsigned view = 0;
 };
 
 /// Why run() returned.
@@ -184,6 +189,13 @@ public:
     void wait_for_interrupt();
     void flush_soft_tlb();
     void update_mode();
+    /// Safe point for shootdowns (shootdown.hpp): drops write tags if asked.
+    void poll_shootdown() {
+        if (bus_.shootdown && bus_.shootdown->epoch() != shootdown_seen_) [[unlikely]]
+            acknowledge_shootdown();
+    }
+    void acknowledge_shootdown();
+    void drop_write_tags();
 
     u64 count_offset_ticks = 0;
 
@@ -234,6 +246,10 @@ private:
     std::mutex wait_mutex_;
     std::condition_variable wait_cv_;
     std::atomic<u64> kicks_{0};
+    u64 shootdown_seen_ = 0;
+    /// Sleeps (WAIT, held in reset) are quiescent for shootdowns.
+    void enter_quiescent();
+    void leave_quiescent();
 
     // Power requests (see request_start): a pending request is a start pc or kPowerDown.
     static constexpr u64 kNoPowerRequest = 1, kPowerDown = 3;  // not valid (aligned) pcs

@@ -138,7 +138,9 @@ void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
     e.read_tag = t.readable ? t.page_va : kNoTag;
     // Pages holding decoded code get no write tag: their stores take the slow
     // path, which tells the code watch (DESIGN.md, "Code pages").
-    e.write_tag = t.writable && !bus_.code->watched(ppage) ? t.page_va : kNoTag;
+    // Pages the pmap denies writes to (being moved, replicated) get none
+    // either: their stores resolve that first (guest_ram.hpp).
+    e.write_tag = t.writable && !bus_.code->watched(ppage) && bus_.ram->write_allowed(ppage) ? t.page_va : kNoTag;
     e.fetch_tag = t.executable ? t.page_va : kNoTag;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - t.page_va;
     e.ppage = ppage;
@@ -147,6 +149,34 @@ void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
 void Cpu::flush_soft_tlb() {
     for (auto& set : stlb_sets_)
         for (auto& e : set) e = SoftTlbEntry{kNoTag, kNoTag, kNoTag, 0, 0};
+}
+
+void Cpu::drop_write_tags() {
+    for (auto& set : stlb_sets_)
+        for (auto& e : set) e.write_tag = kNoTag;
+}
+
+void Cpu::acknowledge_shootdown() {
+    // Read the epoch first: everything the initiator published before it is
+    // seen by the fills that follow the drop.
+    const u64 epoch = bus_.shootdown->epoch();
+    drop_write_tags();
+    shootdown_seen_ = epoch;
+    bus_.shootdown->acknowledge(index_, epoch);
+}
+
+void Cpu::enter_quiescent() {
+    if (bus_.shootdown) bus_.shootdown->enter_quiescent(index_);
+}
+
+void Cpu::leave_quiescent() {
+    if (!bus_.shootdown) return;
+    const u64 epoch = bus_.shootdown->leave_quiescent(index_);
+    if (epoch != shootdown_seen_) {
+        drop_write_tags();
+        shootdown_seen_ = epoch;
+    }
+    bus_.shootdown->acknowledge(index_, epoch);
 }
 
 void Cpu::flush_soft_tlb_range(u64 base, u64 vmask) {
@@ -221,7 +251,7 @@ bool Cpu::load_slow(const Decoded* d, u64 va, T& out, bool) {
         raise_translation_fault(d, va, Access::Load, f);
         return false;
     }
-    if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr))) {
+    if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view)) {
         fill_soft_tlb(va, t, host);
         out = load_guest<BO, T>(host + (t.paddr & (kPageSize - 1)));
         return true;
@@ -245,10 +275,11 @@ const Decoded* Cpu::store_slow(const Decoded* d, u64 va, T value) {
         raise_translation_fault(d, va, Access::Store, f);
         return nullptr;
     }
-    if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr))) {
+    if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view)) {
+        const u64 ppage = t.paddr >> kPageShift;
+        if (!bus_.ram->write_allowed(ppage)) bus_.ram->resolve_write(ppage, [this] { poll_shootdown(); });
         fill_soft_tlb(va, t, host);
         store_guest<BO, T>(host + (t.paddr & (kPageSize - 1)), value);
-        const u64 ppage = t.paddr >> kPageShift;
         if (bus_.code->watched(ppage)) {
             // The page holds decoded code: drop it and return to the run loop,
             // which re-decodes before running anything from that page.
@@ -275,13 +306,17 @@ u8* Cpu::host_for_atomic(const Decoded* d, u64 va, unsigned size, bool store, u6
         raise_translation_fault(d, va, access, f);
         return nullptr;
     }
-    u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr));
+    u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view);
     if (!host) {  // LL/SC on device registers is not supported by this board
         raise(d, Exc::DBE);
         return nullptr;
     }
     paddr = t.paddr;
-    if (store) bus_.code->note_write(t.paddr >> kPageShift);
+    if (store) {
+        const u64 ppage = t.paddr >> kPageShift;
+        if (!bus_.ram->write_allowed(ppage)) bus_.ram->resolve_write(ppage, [this] { poll_shootdown(); });
+        bus_.code->note_write(ppage);
+    }
     return host + (t.paddr & (kPageSize - 1));
 }
 
@@ -295,7 +330,7 @@ bool Cpu::fetch_page(u64 va) {
         raise_translation_fault(nullptr, va, Access::Fetch, f);
         return false;
     }
-    u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr));
+    u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view);
     if (!host) {  // instructions from a device or a hole: Instruction Bus Error
         const bool bd = pending_delay;
         raise_at(bd ? va - 4 : va, bd, Exc::IBE, 0, false, false);

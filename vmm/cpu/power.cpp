@@ -52,9 +52,13 @@ bool Cpu::service_power() {
         const u64 seen = kicks_.load(std::memory_order_acquire);
         if (bus_.stop->load(std::memory_order_acquire)) return false;
         if (power_request_.load(std::memory_order_acquire) != kNoPowerRequest) continue;
-        std::unique_lock<std::mutex> lock(wait_mutex_);
-        wait_cv_.wait_for(lock, std::chrono::milliseconds(500),
-                          [&] { return kicks_.load(std::memory_order_acquire) != seen; });
+        enter_quiescent();
+        {
+            std::unique_lock<std::mutex> lock(wait_mutex_);
+            wait_cv_.wait_for(lock, std::chrono::milliseconds(500),
+                              [&] { return kicks_.load(std::memory_order_acquire) != seen; });
+        }
+        leave_quiescent();
     }
 }
 }  // namespace disco::cpu

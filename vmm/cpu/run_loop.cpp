@@ -59,6 +59,12 @@ CodePage* Cpu::code_page(u64 ppage, const u8* host) {
 }
 
 RunExit Cpu::run(u64 max_insns) {
+    // Outside run() this vCPU touches no guest memory: quiescent for shootdowns.
+    leave_quiescent();
+    struct Quiesce {
+        Cpu& c;
+        ~Quiesce() { c.enter_quiescent(); }
+    } quiesce{*this};
     const u64 end = retired_ + max_insns;
     unsigned fetch_faults = 0;
     while (retired_ < end) {
@@ -66,12 +72,14 @@ RunExit Cpu::run(u64 max_insns) {
         if (power_request_.load(std::memory_order_relaxed) != kNoPowerRequest || !powered()) [[unlikely]]
             if (!service_power()) return RunExit::Stopped;
         check_timer(now_ns());
+        poll_shootdown();
         const u64 slice_end = std::min(end, retired_ + kSliceInsns);
         while (retired_ < slice_end) {
             if (!pending_delay && interrupt_pending()) take_interrupt();
             const u64 fetch_pc = pc;
             const SoftTlbEntry* e = &stlb[(fetch_pc >> kPageShift) % kSoftTlbSize];
             if ((fetch_pc & (~(kPageSize - 1) | 3)) != e->fetch_tag) {
+                poll_shootdown();
                 if (!fetch_page(fetch_pc)) {
                     if (++fetch_faults > kMaxFetchFaults) {
                         bus_.fatal(

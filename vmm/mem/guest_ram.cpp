@@ -4,6 +4,9 @@
 #include <sys/mman.h>
 
 #include <cstring>
+#include <thread>
+
+#include "vmm/mem/machine_memory.hpp"
 
 namespace disco {
 
@@ -19,23 +22,78 @@ std::string MemError::message() const {
     return "memory error";
 }
 
+namespace {
+bool valid_range(GuestPhysAddr base, u64 size) {
+    return size != 0 && !(size & (kPageSize - 1)) && !(base.value & (kPageSize - 1)) && base.value + size > base.value;
+}
+}  // namespace
+
 Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create(GuestPhysAddr base, u64 size) {
-    if (size == 0 || (size & (kPageSize - 1)) || (base.value & (kPageSize - 1)) || base.value + size < base.value)
-        return fail(MemError{MemError::Kind::OutOfRange, base.value, size});
+    if (!valid_range(base, size)) return fail(MemError{MemError::Kind::OutOfRange, base.value, size});
     // MAP_NORESERVE: guest RAM is touched lazily, like physical RAM a guest never uses.
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
-    return std::unique_ptr<RamRegion>(new RamRegion(base, size, static_cast<u8*>(p)));
+    std::unique_ptr<RamRegion> r(new RamRegion(base, size));
+    r->views_.push_back(static_cast<u8*>(p));
+    r->state_.reset(new std::atomic<u32>[size >> kPageShift]());
+    return r;
 }
 
-RamRegion::~RamRegion() { munmap(host_, size_); }
+Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr base, u64 size, MachineMemory& mm,
+                                                                  NodeId home, unsigned views, u32 vm_id) {
+    if (!valid_range(base, size) || size >> kPageShift > ~0u)
+        return fail(MemError{MemError::Kind::OutOfRange, base.value, size});
+    const u32 pages = static_cast<u32>(size >> kPageShift);
+    auto first = mm.allocate_run(home, pages);
+    if (!first) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
+    std::unique_ptr<RamRegion> r(new RamRegion(base, size));
+    r->mm_ = &mm;
+    r->vm_id_ = vm_id;
+    r->state_.reset(new std::atomic<u32>[pages]());
+    r->frames_.reserve(pages);
+    for (u32 i = 0; i < pages; ++i) {
+        const MachineFrame f(first->index + i);
+        r->frames_.push_back(f);
+        (void)mm.add_user(f, FrameUser{vm_id, (base.value >> kPageShift) + i});
+    }
+    // One view per node, all showing the run; they differ only where a page is replicated.
+    for (unsigned v = 0; v < std::max(1u, views); ++v) {
+        void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mm.fd(),
+                       static_cast<off_t>(mm.file_offset(*first)));
+        if (p == MAP_FAILED) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
+        r->views_.push_back(static_cast<u8*>(p));
+    }
+    return r;
+}
+
+RamRegion::~RamRegion() {
+    for (u8* v : views_) munmap(v, size_);
+    if (!mm_) return;
+    for (u64 i = 0; i < frames_.size(); ++i) (void)mm_->release(frames_[i]);
+    for (auto& [page, copies] : replicas_)
+        for (MachineFrame f : copies)
+            if (f != frames_[page]) (void)mm_->release(f);
+}
+
+GuestRam::GuestRam() : ops_(std::make_unique<Ops>()) {}
+GuestRam::~GuestRam() = default;
+GuestRam::GuestRam(GuestRam&&) noexcept = default;
+GuestRam& GuestRam::operator=(GuestRam&&) noexcept = default;
+
+void GuestRam::use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id) {
+    mm_ = mm;
+    home_ = home;
+    vm_id_ = vm_id;
+    views_ = mm ? mm->node_count() : 1;
+}
 
 Result<void, MemError> GuestRam::add_region(GuestPhysAddr base, u64 size) {
     for (const auto& r : regions_) {
         if (base.value < r->base().value + r->size() && r->base().value < base.value + size)
             return fail(MemError{MemError::Kind::Overlap, base.value, size});
     }
-    auto region = DISCO_TRY(RamRegion::create(base, size));
+    auto region = mm_ ? DISCO_TRY(RamRegion::create_on(base, size, *mm_, home_, views_, vm_id_))
+                      : DISCO_TRY(RamRegion::create(base, size));
     regions_.push_back(std::move(region));
     return {};
 }
@@ -47,10 +105,10 @@ std::optional<std::span<u8>> GuestRam::host_span(GuestPhysAddr a, u64 len) const
     return std::nullopt;
 }
 
-u8* GuestRam::host_page(GuestPhysAddr a) const {
+u8* GuestRam::host_page(GuestPhysAddr a, unsigned view) const {
     const GuestPhysAddr page(a.value & ~(kPageSize - 1));
     for (const auto& r : regions_) {
-        if (r->contains(page, kPageSize)) return r->host() + (page.value - r->base().value);
+        if (r->contains(page, kPageSize)) return r->host(view) + (page.value - r->base().value);
     }
     return nullptr;
 }
@@ -58,6 +116,7 @@ u8* GuestRam::host_page(GuestPhysAddr a) const {
 Result<void, MemError> GuestRam::read(GuestPhysAddr a, std::span<u8> out) const {
     auto s = host_span(a, out.size());
     if (!s) return fail(MemError{MemError::Kind::OutOfRange, a.value, out.size()});
+    DmaPin pin(*this, a, out.size(), false);
     std::memcpy(out.data(), s->data(), out.size());
     return {};
 }
@@ -65,7 +124,10 @@ Result<void, MemError> GuestRam::read(GuestPhysAddr a, std::span<u8> out) const 
 Result<void, MemError> GuestRam::write(GuestPhysAddr a, std::span<const u8> in) {
     auto s = host_span(a, in.size());
     if (!s) return fail(MemError{MemError::Kind::OutOfRange, a.value, in.size()});
-    std::memcpy(s->data(), in.data(), in.size());
+    {
+        DmaPin pin(*this, a, in.size(), true);
+        std::memcpy(s->data(), in.data(), in.size());
+    }
     note_dma_write(a, in.size());
     return {};
 }
@@ -79,5 +141,52 @@ u64 GuestRam::total_size() const {
     u64 t = 0;
     for (const auto& r : regions_) t += r->size();
     return t;
+}
+
+std::optional<GuestRam::PageRef> GuestRam::page(u64 ppage) const {
+    if (ppage > (~0ull >> kPageShift)) return std::nullopt;
+    const GuestPhysAddr a(ppage << kPageShift);
+    for (const auto& r : regions_) {
+        if (r->contains(a, kPageSize)) return PageRef{r.get(), (a.value - r->base().value) >> kPageShift};
+    }
+    return std::nullopt;
+}
+
+bool GuestRam::write_allowed(u64 ppage) const {
+    auto p = page(ppage);
+    return p && !(p->region->state(p->index).load(std::memory_order_acquire) & page_state::kDenyWrite);
+}
+
+bool GuestRam::pin(GuestPhysAddr a, u64 len, bool write) const {
+    if (len == 0) return true;
+    if (!host_span(a, len)) return false;
+    const u64 last = (a.value + len - 1) >> kPageShift;
+    for (u64 pp = a.page(); pp <= last; ++pp) {
+        auto p = page(pp);
+        std::atomic<u32>& st = p->region->state(p->index);
+        for (;;) {
+            u32 s = st.load(std::memory_order_acquire);
+            if (s & page_state::kMoving || (s & page_state::kPinMask) == page_state::kPinMask) {
+                std::this_thread::yield();  // a page operation takes microseconds
+                continue;
+            }
+            if (write && (s & page_state::kReplicated)) {
+                // A device write must reach every node's view: collapse first.
+                // (Logically const: the guest-visible contents do not change.)
+                (void)const_cast<GuestRam*>(this)->collapse(pp);
+                continue;
+            }
+            if (st.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) break;
+        }
+    }
+    return true;
+}
+
+void GuestRam::unpin(GuestPhysAddr a, u64 len) const {
+    if (len == 0) return;
+    const u64 last = (a.value + len - 1) >> kPageShift;
+    for (u64 pp = a.page(); pp <= last; ++pp) {
+        if (auto p = page(pp)) p->region->state(p->index).fetch_sub(1, std::memory_order_acq_rel);
+    }
 }
 }  // namespace disco

@@ -1,20 +1,43 @@
-// Guest RAM: host memory backing a VM's guest-physical RAM ranges. Devices
-// and the CPU slow path use the bounds-checked accessors; the CPU's fast path
-// caches host pointers from host_span() in its soft TLB (vmm/cpu/soft_tlb.hpp).
+// Guest RAM: a VM's guest-physical RAM ranges. Two backings:
+//  - plain: an anonymous host mapping per region (bare-metal board, tests);
+//  - machine memory (DESIGN.md "The memory path"): each region is a run of
+//    machine frames from the monitor's MachineMemory, shown through one view
+//    mapping per NUMA node (MAP_SHARED views of the machine-memory file). A
+//    view address never changes; a page operation (migrate, replicate,
+//    collapse) changes which frame a view page shows, with mmap(MAP_FIXED).
+//    The per-page state below is this VM's pmap: guest-physical page ->
+//    frame (+ replicas) and flags.
+//
+// The CPU's soft TLB caches view addresses (of its home node's view) with a
+// write permission only where the pmap allows writes; devices use the
+// bounds-checked accessors and pin the pages they touch for the duration of
+// the access (DMA), which page operations respect.
+//
+// Thread model: regions are added before vCPUs start and never removed while
+// they run. Accessors, pins and page operations may be called from any
+// thread; page operations serialise on one per-VM mutex and use the VM's
+// Shootdown to make vCPUs drop stale write permissions (shootdown.hpp).
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "vmm/mem/address.hpp"
+#include "vmm/mem/machine_frame.hpp"
 #include "vmm/util/result.hpp"
 
 namespace disco {
 
-/// Errors of the memory module.
+class MachineMemory;
+class Shootdown;
+
+/// Errors of the memory module's guest side.
 struct MemError {
     enum class Kind { OutOfRange, HostAllocation, Overlap } kind;
     u64 address = 0;
@@ -22,40 +45,117 @@ struct MemError {
     std::string message() const;
 };
 
-/// One contiguous RAM range [base, base + size) backed by an anonymous mapping.
+/// Why a page operation did nothing (the guest page is left as it was).
+struct PageOpError {
+    enum class Kind {
+        NotRam,        // MMIO, a hole, or beyond RAM
+        NotMovable,    // plain (non-machine-memory) RAM
+        Busy,          // being moved, or pinned by device I/O right now
+        NotReplicated, // collapse of a page that has no replicas
+        AlreadyThere,  // migrate to the node the page is on / replicate an already replicated page
+        BadNode,
+        NoMemory,      // no frame on any node
+    } kind;
+    std::string message;
+};
+
+/// Per-page pmap state word: pin count (device accesses in flight) and flags.
+namespace page_state {
+constexpr u32 kPinMask = 0xFFFF;
+constexpr u32 kDenyWrite = 1u << 16;  // soft TLBs hold no write permission; stores take the slow path
+constexpr u32 kMoving = 1u << 17;     // a page operation owns the page: stores and pins wait
+constexpr u32 kReplicated = 1u << 18; // each view shows its node's copy (read-only until collapsed)
+}  // namespace page_state
+
+/// Counters of page operations (relaxed; for statistics).
+struct PageOpStats {
+    std::atomic<u64> migrations{0}, replications{0}, collapses{0}, collapses_on_write{0}, busy{0};
+    std::atomic<u64> shootdowns{0}, shootdown_ns{0};
+};
+
+/// One contiguous RAM range [base, base + size).
 class RamRegion {
 public:
     static Result<std::unique_ptr<RamRegion>, MemError> create(GuestPhysAddr base, u64 size);
+    /// Backed by a run of machine frames on `home` (or the nearest node with
+    /// room), shown through `views` view mappings (one per NUMA node).
+    static Result<std::unique_ptr<RamRegion>, MemError> create_on(GuestPhysAddr base, u64 size, MachineMemory& mm,
+                                                                  NodeId home, unsigned views, u32 vm_id);
     ~RamRegion();
     RamRegion(const RamRegion&) = delete;
     RamRegion& operator=(const RamRegion&) = delete;
 
     GuestPhysAddr base() const { return base_; }
     u64 size() const { return size_; }
-    u8* host() const { return host_; }
+    u8* host(unsigned view = 0) const { return views_[view < views_.size() ? view : 0]; }
+    unsigned view_count() const { return static_cast<unsigned>(views_.size()); }
     bool contains(GuestPhysAddr a, u64 len) const {
         return a.value >= base_.value && len <= size_ && a.value - base_.value <= size_ - len;
     }
+    std::atomic<u32>& state(u64 index) const { return state_[index]; }
 
 private:
-    RamRegion(GuestPhysAddr b, u64 s, u8* h) : base_(b), size_(s), host_(h) {}
+    friend class GuestRam;
+    RamRegion(GuestPhysAddr b, u64 s) : base_(b), size_(s) {}
     GuestPhysAddr base_;
     u64 size_;
-    u8* host_;
+    std::vector<u8*> views_;
+    std::unique_ptr<std::atomic<u32>[]> state_;
+    // Machine-memory backing (empty for plain regions).
+    MachineMemory* mm_ = nullptr;
+    u32 vm_id_ = 0;
+    std::vector<MachineFrame> frames_;                                 // primary frame per page
+    std::unordered_map<u64, std::vector<MachineFrame>> replicas_;     // page -> frame per view
 };
 
 /// All RAM of one VM: a short list of regions (RAM0 below the MMIO hole and
 /// RAM1 above it). Lookups are bounds- and overflow-checked.
 class GuestRam {
 public:
+    GuestRam();
+    ~GuestRam();
+    GuestRam(GuestRam&&) noexcept;
+    GuestRam& operator=(GuestRam&&) noexcept;
+    /// Regions added from now on are machine-memory backed (home node, one view per node).
+    void use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id);
+    /// The VM's shootdown coordinator (needed before page operations run).
+    void set_shootdown(Shootdown* sd) { shootdown_ = sd; }
+
     Result<void, MemError> add_region(GuestPhysAddr base, u64 size);
-    /// Host bytes for [a, a+len) when they lie wholly inside one region.
+    /// Host bytes for [a, a+len) when they lie wholly inside one region (view 0).
     std::optional<std::span<u8>> host_span(GuestPhysAddr a, u64 len) const;
-    /// Host pointer to the 4 KiB page holding a, or nullptr when a is not RAM.
-    u8* host_page(GuestPhysAddr a) const;
+    /// Host pointer to the 4 KiB page holding a in the given view, or nullptr when a is not RAM.
+    u8* host_page(GuestPhysAddr a, unsigned view = 0) const;
+    /// Copies with the pages pinned (devices and the board).
     Result<void, MemError> read(GuestPhysAddr a, std::span<u8> out) const;
     Result<void, MemError> write(GuestPhysAddr a, std::span<const u8> in);
     u64 total_size() const;
+    const std::vector<std::unique_ptr<RamRegion>>& regions() const { return regions_; }
+    unsigned view_count() const { return views_; }
+    MachineMemory* machine_memory() const { return mm_; }
+
+    // ---- the pmap, for the CPU ----
+    /// May a soft TLB hold a write permission for this page now?
+    bool write_allowed(u64 ppage) const;
+    /// Makes the page writable (collapses replicas, waits for a page operation
+    /// to end). `poll` runs while waiting: a vCPU acknowledges shootdowns there.
+    void resolve_write(u64 ppage, const std::function<void()>& poll);
+
+    // ---- pins, for devices (DMA) ----
+    /// Pins the pages of [a, a+len) (making them writable first if `write`):
+    /// page operations leave pinned pages alone. false when not RAM.
+    bool pin(GuestPhysAddr a, u64 len, bool write) const;
+    void unpin(GuestPhysAddr a, u64 len) const;
+
+    // ---- page operations (monitor-internal API) ----
+    Result<void, PageOpError> migrate(u64 ppage, NodeId node);
+    Result<void, PageOpError> replicate(u64 ppage);
+    Result<void, PageOpError> collapse(u64 ppage);
+    /// The node holding the page's (primary) frame.
+    Result<NodeId, PageOpError> node_of(u64 ppage) const;
+    const PageOpStats& page_op_stats() const { return ops_->stats; }
+    /// Every machine frame this VM holds (primaries and replicas).
+    u64 frames_held() const;
 
     /// Devices write guest RAM behind the CPU's back (DMA through host
     /// pointers from host_span, or write()): each such write is reported here
@@ -63,10 +163,49 @@ public:
     /// before the guest is told the data is there (DESIGN.md, "Code pages").
     void set_dma_observer(std::function<void(u64 ppage)> observer) { dma_observer_ = std::move(observer); }
     void note_dma_write(GuestPhysAddr a, u64 len) const;
-    const std::vector<std::unique_ptr<RamRegion>>& regions() const { return regions_; }
 
 private:
+    struct PageRef {
+        RamRegion* region;
+        u64 index;
+    };
+    std::optional<PageRef> page(u64 ppage) const;
+    /// Claims the page for an operation (kMoving); Busy if pinned or moving.
+    Result<u32, PageOpError> claim(const PageRef& p);
+    void shoot_down();
+    Result<void, PageOpError> collapse_locked(const PageRef& p, u32 old_state);
+    bool remap(const PageRef& p, unsigned view, MachineFrame f);
+
     std::vector<std::unique_ptr<RamRegion>> regions_;
     std::function<void(u64)> dma_observer_;
+    MachineMemory* mm_ = nullptr;
+    NodeId home_ = 0;
+    u32 vm_id_ = 0;
+    unsigned views_ = 1;
+    Shootdown* shootdown_ = nullptr;
+    struct Ops {
+        std::mutex mutex;  // serialises page operations
+        PageOpStats stats;
+    };
+    std::unique_ptr<Ops> ops_;
+};
+
+/// Pins a device access for its duration (RAII).
+class DmaPin {
+public:
+    DmaPin(const GuestRam& ram, GuestPhysAddr a, u64 len, bool write)
+        : ram_(ram), a_(a), len_(len), ok_(ram.pin(a, len, write)) {}
+    ~DmaPin() {
+        if (ok_) ram_.unpin(a_, len_);
+    }
+    DmaPin(const DmaPin&) = delete;
+    DmaPin& operator=(const DmaPin&) = delete;
+    explicit operator bool() const { return ok_; }
+
+private:
+    const GuestRam& ram_;
+    GuestPhysAddr a_;
+    u64 len_;
+    bool ok_;
 };
 }  // namespace disco

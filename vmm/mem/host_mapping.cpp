@@ -12,17 +12,26 @@
 
 namespace disco {
 
-Result<HostMapping, MemoryError> HostMapping::reserve(u64 bytes) {
-    if (bytes == 0) return HostMapping();
+Result<HostMapping, MemoryError> HostMapping::map(u64 bytes, int flags, int fd) {
     if (bytes > ~0ull - kPageSize)
         return fail(MemoryError{MemoryError::Kind::InvalidConfig, fmt::format("cannot map {} bytes", bytes)});
     const u64 size = (bytes + kPageSize - 1) & ~(kPageSize - 1);
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED)
         return fail(MemoryError{MemoryError::Kind::HostMapping,
                                 fmt::format("cannot reserve {} MiB of host address space for machine memory: {}",
                                             size >> 20, std::strerror(errno))});
     return HostMapping(static_cast<u8*>(p), size);
+}
+
+Result<HostMapping, MemoryError> HostMapping::reserve(u64 bytes) {
+    if (bytes == 0) return HostMapping();
+    return map(bytes, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+}
+
+Result<HostMapping, MemoryError> HostMapping::map_shared(int fd, u64 bytes) {
+    if (bytes == 0) return HostMapping();
+    return map(bytes, MAP_SHARED, fd);
 }
 
 HostMapping& HostMapping::operator=(HostMapping&& o) noexcept {

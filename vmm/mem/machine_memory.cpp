@@ -35,9 +35,11 @@ Result<std::unique_ptr<MachineMemory>, MemoryError> MachineMemory::create(const 
     const u32 per_node = DISCO_TRY(frames_for_each_node(config, nodes));
     const u32 frames = per_node * nodes;
 
-    auto arena = DISCO_TRY(HostMapping::reserve(u64(frames) << kPageShift));
+    auto file = DISCO_TRY(MemoryFile::create("disco-machine-memory", u64(frames) << kPageShift));
+    auto arena = DISCO_TRY(HostMapping::map_shared(file.fd(), file.size()));
     // With a single node there is nowhere else for pages to go; binding would
-    // only add a failure mode (mbind is often filtered in containers).
+    // only add a failure mode (mbind is often filtered in containers). The
+    // policy set here is the file's, so views of the range inherit it.
     if (topology.real() && nodes > 1) {
         const u64 slice = u64(per_node) << kPageShift;
         for (NodeId n = 0; n < nodes; ++n) DISCO_TRY(arena.bind_to_node(n * slice, slice, topology.node(n).host_node));
@@ -46,15 +48,17 @@ Result<std::unique_ptr<MachineMemory>, MemoryError> MachineMemory::create(const 
     auto rmap = DISCO_TRY(FrameRmap::create(frames));
     std::vector<std::unique_ptr<NodePool>> pools;
     for (NodeId n = 0; n < nodes; ++n) pools.push_back(DISCO_TRY(NodePool::create(n * per_node, per_node)));
-    return std::unique_ptr<MachineMemory>(new MachineMemory(std::move(topology), per_node, std::move(arena),
-                                                            std::move(refs), std::move(rmap), std::move(pools)));
+    return std::unique_ptr<MachineMemory>(new MachineMemory(std::move(topology), per_node, std::move(file),
+                                                            std::move(arena), std::move(refs), std::move(rmap),
+                                                            std::move(pools)));
 }
 
-MachineMemory::MachineMemory(NumaTopology topology, u32 per_node, HostMapping arena, HostMapping refs,
+MachineMemory::MachineMemory(NumaTopology topology, u32 per_node, MemoryFile file, HostMapping arena, HostMapping refs,
                              std::unique_ptr<FrameRmap> rmap, std::vector<std::unique_ptr<NodePool>> pools)
     : topology_(std::move(topology)),
       frames_per_node_(per_node),
       frame_count_(per_node * topology_.node_count()),
+      file_(std::move(file)),
       arena_(std::move(arena)),
       refs_(std::move(refs)),
       rmap_(std::move(rmap)),
@@ -69,6 +73,26 @@ Result<void, MemoryError> MachineMemory::check(MachineFrame f) const {
                     fmt::format("machine frame {:#x} is beyond machine memory ({:#x} frames)", f.index, frame_count_)});
 }
 
+Result<void, MemoryError> MachineMemory::check_node(NodeId node) const {
+    if (node < node_count()) return {};
+    return fail(MemoryError{MemoryError::Kind::InvalidNode,
+                            fmt::format("node {} does not exist ({} nodes)", node, node_count())});
+}
+
+template <class Take>
+std::optional<MachineFrame> MachineMemory::take_placed(NodeId node, Placement placement, Take take) {
+    if (auto f = take(node)) return f;
+    if (placement == Placement::Bind) return std::nullopt;
+    for (NodeId other : fallback_[node]) {
+        if (auto f = take(other)) {
+            pools_[node]->note_fallback();
+            pools_[other]->note_foreign();
+            return f;
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<MachineFrame> MachineMemory::take_from(NodeId node) {
     auto taken = pools_[node]->take();
     if (!taken) return std::nullopt;
@@ -78,24 +102,48 @@ std::optional<MachineFrame> MachineMemory::take_from(NodeId node) {
     return f;
 }
 
+std::optional<MachineFrame> MachineMemory::take_run_from(NodeId node, u32 count) {
+    auto taken = pools_[node]->take_run(count);
+    if (!taken) return std::nullopt;
+    zero_run(taken->first, taken->recycled);
+    u32* refs = refs_.as<u32>();
+    for (u32 i = taken->first; i < taken->first + count; ++i)
+        std::atomic_ref<u32>(refs[i]).store(1, std::memory_order_release);
+    return MachineFrame(taken->first);
+}
+
+void MachineMemory::zero_run(u32 first, u32 count) {
+    if (count == 0) return;
+    const u64 offset = file_offset(MachineFrame(first)), len = u64(count) << kPageShift;
+    // A hole reads zero and gives the memory back; memset only if the host refuses.
+    if (!file_.punch_hole(offset, len)) std::memset(arena_.data() + offset, 0, len);
+}
+
 Result<MachineFrame, MemoryError> MachineMemory::allocate(NodeId node, Placement placement) {
-    if (node >= node_count())
-        return fail(MemoryError{MemoryError::Kind::InvalidNode,
-                                fmt::format("node {} does not exist ({} nodes)", node, node_count())});
-    if (auto f = take_from(node)) return *f;
+    DISCO_TRY(check_node(node));
+    if (auto f = take_placed(node, placement, [&](NodeId n) { return take_from(n); })) return *f;
     if (placement == Placement::Bind)
         return fail(
             MemoryError{MemoryError::Kind::NodeExhausted, fmt::format("node {} has no free machine frame", node)});
-    for (NodeId other : fallback_[node]) {
-        if (auto f = take_from(other)) {
-            pools_[node]->note_fallback();
-            pools_[other]->note_foreign();
-            return *f;
-        }
-    }
     return fail(MemoryError{
         MemoryError::Kind::Exhausted,
         fmt::format("machine memory exhausted: all {} frames of {} node(s) are in use", frame_count_, node_count())});
+}
+
+Result<MachineFrame, MemoryError> MachineMemory::allocate_run(NodeId node, u32 count, Placement placement) {
+    DISCO_TRY(check_node(node));
+    if (count == 0 || count > frames_per_node_)
+        return fail(
+            MemoryError{MemoryError::Kind::InvalidRunLength,
+                        fmt::format("a run of {} machine frames: a node holds 1 to {}", count, frames_per_node_)});
+    if (auto f = take_placed(node, placement, [&](NodeId n) { return take_run_from(n, count); })) return *f;
+    if (placement == Placement::Bind)
+        return fail(MemoryError{MemoryError::Kind::NodeExhausted,
+                                fmt::format("node {} has no {} consecutive free machine frames ({} free)", node, count,
+                                            pools_[node]->free_frames())});
+    return fail(MemoryError{MemoryError::Kind::Exhausted,
+                            fmt::format("machine memory exhausted: no node has {} consecutive free frames ({} free)",
+                                        count, totals().frames_free)});
 }
 
 Result<void, MemoryError> MachineMemory::add_ref(MachineFrame f) {

@@ -11,6 +11,7 @@ struct MemoryError {
         InvalidNode,        // node number >= node_count()
         NodeExhausted,      // a Placement::Bind request found its node's pool empty
         Exhausted,          // every node's pool is empty
+        InvalidRunLength,   // a run of 0 frames, or of more than a node holds
         InvalidFrame,       // frame number beyond machine memory
         FrameNotAllocated,  // reference or user operation on a free frame
         RefCountOverflow,   // 2^32 - 1 references already held

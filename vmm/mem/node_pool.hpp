@@ -4,6 +4,13 @@
 // most recently freed frame, still backed and cache-warm, is reused first and
 // untouched frames stay unbacked as long as possible.
 //
+// Runs of consecutive frames (a VM's RAM as one mapping) come from the
+// never-used frames above the watermark when enough are left. Otherwise the
+// pool looks for the first run among its freed frames (possibly ending in the
+// never-used ones): a scan of a bitmap built from the stack, linear in the
+// node's size and done under the pool mutex, so runs are for rare events (VM
+// creation), not for the fault path.
+//
 // Threads: any thread may take and give back; one mutex per pool guards the
 // stack and the watermark, and the counters are atomics readable without it.
 #pragma once
@@ -25,7 +32,13 @@ public:
     };
     /// A free frame, or nothing when the pool is empty.
     std::optional<Taken> take();
-    /// Returns a frame taken from this pool.
+    struct TakenRun {
+        u32 first;     // frames [first, first + count)
+        u32 recycled;  // the first `recycled` of them were used before; the rest read zero
+    };
+    /// `count` (>= 1) consecutive free frames, or nothing when the pool has no such run.
+    std::optional<TakenRun> take_run(u32 count);
+    /// Returns a frame taken from this pool (one at a time, also for frames of a run).
     void give_back(u32 frame);
 
     u32 first() const { return first_; }
@@ -42,6 +55,11 @@ public:
 private:
     NodePool(u32 first, u32 count, HostMapping stack)
         : first_(first), count_(count), next_fresh_(first), stack_(std::move(stack)), free_(count) {}
+    /// The first run of `count` frames free in the stack, or free in the stack up to the
+    /// watermark and fresh beyond it, as an offset from first_. Caller holds lock_.
+    std::optional<u32> find_recycled_run(u32 count) const;
+    /// Drops the stack's entries for frames [begin, end). Caller holds lock_.
+    void unstack(u32 begin, u32 end);
 
     const u32 first_, count_;
     std::mutex lock_;

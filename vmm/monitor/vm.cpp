@@ -1,6 +1,8 @@
 #include "vmm/monitor/vm.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include "vmm/board/baremetal.hpp"
 #include "vmm/dev/uart16550.hpp"
 #include "vmm/dev/virtio/console.hpp"
+#include "vmm/monitor/page_churn.hpp"
 
 namespace disco::monitor {
 namespace {
@@ -41,6 +44,22 @@ Result<accel::ResetState, Error> Vm::build_baremetal(const VmConfig& config) {
 }
 
 Result<accel::ResetState, Error> Vm::build_virt(const VmConfig& config) {
+    // Guest RAM lives in machine memory on the host's NUMA nodes (or simulated
+    // ones), so that pages can move between nodes (DESIGN.md "NUMA"). Each
+    // node's pool can hold the whole VM: capacity is only reserved, never
+    // committed until used.
+    machine_memory_ = config.machine_memory;
+    if (!machine_memory_) {
+        MachineMemoryConfig mc;
+        mc.numa_sim = config.numa_sim;
+        mc.bytes_per_node = config.memory_bytes + (16ull << 20);
+        auto mm = MachineMemory::create(mc);
+        if (!mm) return fail(Error{fmt::format("machine memory: {}", mm.error().message)});
+        machine_memory_ = std::move(*mm);
+    }
+    shootdown_ = std::make_unique<Shootdown>(config.smp);
+    ram_.use_machine_memory(machine_memory_.get(), 0, 0);
+    ram_.set_shootdown(shootdown_.get());
     board::VirtConfig vc;
     vc.memory_bytes = config.memory_bytes;
     vc.ncpus = config.smp;
@@ -74,6 +93,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     VmConfig cfg = config;
     if (!cfg.console_out) cfg.console_out = write_stdout;
     vm->max_insns_ = cfg.max_insns;
+    vm->page_churn_ = cfg.page_churn;
     vm->machine_ = cfg.machine;
     const accel::ResetState reset =
         DISCO_TRY(cfg.machine == Machine::Virt ? vm->build_virt(cfg) : vm->build_baremetal(cfg));
@@ -85,6 +105,8 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     for (unsigned i = 0; i < cfg.smp; ++i) {
         cpu::CpuBus bus{&vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_,
                         [self](const std::string& m) { self->abort_with(m); }, nullptr};
+        bus.shootdown = vm->shootdown_.get();
+        bus.view = vm->home_node(i);
         accel::ResetState r = reset;
         if (cfg.machine == Machine::Virt) {
             // CPS: only core 0 runs from reset; Linux starts the others through the CPC.
@@ -100,6 +122,10 @@ Vm::~Vm() {
     // Devices (and their threads) go before the vCPUs they call into.
     virt_ = {};
     mmio_ = {};
+}
+
+unsigned Vm::home_node(unsigned vcpu) const {
+    return machine_memory_ ? vcpu % machine_memory_->node_count() : 0;
 }
 
 void Vm::on_halted(unsigned vcpu) {
@@ -131,6 +157,7 @@ VmExit Vm::run() {
     for (unsigned i = 0; i < vcpus_.size(); ++i) {
         threads.emplace_back([this, i, engine = vcpus_[i].get()] {
             set_current_vcpu(i);
+            bind_to_home_node(i);
             const u64 budget = max_insns_ ? max_insns_ : ~0ull;
             while (!stop_.load(std::memory_order_acquire)) {
                 if (engine->run(budget) == cpu::RunExit::BudgetSpent && max_insns_) {
@@ -140,9 +167,29 @@ VmExit Vm::run() {
             }
         });
     }
+    std::unique_ptr<PageChurn> churn;
+    if (page_churn_ > 0 && machine_memory_)
+        churn = std::make_unique<PageChurn>(ram_, machine_memory_->node_count(), page_churn_,
+                                            static_cast<u64>(start.time_since_epoch().count()));
     for (auto& t : threads) t.join();
+    if (churn) {
+        churn->stop();
+        churn_summary_ = churn->summary();
+    }
     run_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return exit_;
+}
+
+void Vm::bind_to_home_node(unsigned vcpu) {
+    // On a host with real NUMA nodes a vCPU runs on its home node's CPUs, so
+    // that its "local" memory is local to the host CPU too.
+    if (!machine_memory_ || machine_memory_->node_count() < 2) return;
+    const NumaNode& node = machine_memory_->node_info(home_node(vcpu));
+    if (node.simulated || node.cpus.empty()) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (unsigned c : node.cpus) CPU_SET(c, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 u64 Vm::retired_instructions() const {

@@ -15,6 +15,8 @@
 #include "vmm/board/virt.hpp"
 #include "vmm/mem/code_watch.hpp"
 #include "vmm/mem/guest_ram.hpp"
+#include "vmm/mem/machine_memory.hpp"
+#include "vmm/mem/shootdown.hpp"
 #include "vmm/mem/mmio.hpp"
 #include "vmm/util/result.hpp"
 
@@ -30,6 +32,12 @@ struct VmConfig {
     std::vector<board::DiskSpec> disks;
     /// Stop after this many instructions per vCPU (0 = no limit); benchmarks and tests use it.
     u64 max_insns = 0;
+    /// NUMA: 0 = the host's real nodes; N >= 1 = N simulated nodes (vCPUs round-robin).
+    unsigned numa_sim = 0;
+    /// --page-churn: page operations per second on random guest pages (0 = off).
+    double page_churn = 0;
+    /// Machine memory shared with other VMs; null = the VM makes its own.
+    std::shared_ptr<MachineMemory> machine_memory;
     /// Where the guest's console output goes (the process's stdout by default).
     std::function<void(std::span<const u8>)> console_out;
 };
@@ -56,14 +64,23 @@ public:
     void console_input(std::span<const u8> bytes);
 
     u64 retired_instructions() const;
+    GuestRam& ram() { return ram_; }
+    /// The NUMA node vCPU i calls home.
+    unsigned home_node(unsigned vcpu) const;
     double run_seconds() const { return run_seconds_; }
+    /// The page-churn figures of the last run ("" when it was off).
+    const std::string& churn_summary() const { return churn_summary_; }
 
 private:
     Vm() = default;
     Result<accel::ResetState, Error> build_virt(const VmConfig& config);
     Result<accel::ResetState, Error> build_baremetal(const VmConfig& config);
     void on_halted(unsigned vcpu);
+    void bind_to_home_node(unsigned vcpu);
 
+    // Declared first, destroyed last: RAM views and frames belong to it.
+    std::shared_ptr<MachineMemory> machine_memory_;
+    std::unique_ptr<Shootdown> shootdown_;
     GuestRam ram_;
     MmioBus mmio_;
     std::unique_ptr<CodeWatch> code_;
@@ -76,6 +93,8 @@ private:
     VmExit exit_;
     std::atomic<bool> exit_set_{false};
     u64 max_insns_ = 0;
+    double page_churn_ = 0;
+    std::string churn_summary_;
     double run_seconds_ = 0;
 };
 }  // namespace disco::monitor

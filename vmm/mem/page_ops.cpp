@@ -1,0 +1,204 @@
+// Page operations on a VM's pmap (guest_ram.hpp): migrate a guest page to
+// another node's frame, replicate a read-only page onto every node, collapse
+// the replicas again (on the first write, or on request). Disco's mechanisms
+// (Bugnion et al. 1997, §4.2; ../shared/reference/disco-paper.md), on views:
+//
+//   claim the page (kMoving|kDenyWrite: stores and device pins now wait)
+//   -> shoot down write permissions in every vCPU's soft TLB (shootdown.hpp)
+//   -> copy to the new frame(s) -> mmap(MAP_FIXED) each view page onto its
+//   frame -> release the old frame -> publish the new state.
+//
+// Readers are never stopped: until the remap they read the old frame, whose
+// bytes are identical because no write can happen after the shootdown.
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "vmm/mem/guest_ram.hpp"
+#include "vmm/mem/machine_memory.hpp"
+#include "vmm/mem/shootdown.hpp"
+
+namespace disco {
+namespace {
+PageOpError op_error(PageOpError::Kind kind, std::string message) { return PageOpError{kind, std::move(message)}; }
+}  // namespace
+
+Result<u32, PageOpError> GuestRam::claim(const PageRef& p) {
+    std::atomic<u32>& st = p.region->state(p.index);
+    u32 s = st.load(std::memory_order_acquire);
+    for (;;) {
+        if (s & page_state::kMoving) return fail(op_error(PageOpError::Kind::Busy, "page is being moved"));
+        if (s & page_state::kPinMask) return fail(op_error(PageOpError::Kind::Busy, "page is pinned by device I/O"));
+        if (st.compare_exchange_weak(s, s | page_state::kMoving | page_state::kDenyWrite, std::memory_order_seq_cst))
+            return s;
+    }
+}
+
+void GuestRam::shoot_down() {
+    if (!shootdown_) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    shootdown_->shoot_down();
+    ops_->stats.shootdowns.fetch_add(1, std::memory_order_relaxed);
+    ops_->stats.shootdown_ns.fetch_add(static_cast<u64>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0).count()),
+                                  std::memory_order_relaxed);
+}
+
+bool GuestRam::remap(const PageRef& p, unsigned view, MachineFrame f) {
+    u8* at = p.region->views_[view] + (p.index << kPageShift);
+    void* r = mmap(at, kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mm_->fd(),
+                   static_cast<off_t>(mm_->file_offset(f)));
+    return r == at;
+}
+
+Result<NodeId, PageOpError> GuestRam::node_of(u64 ppage) const {
+    auto p = page(ppage);
+    if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
+    if (!p->region->mm_) return NodeId{0};
+    return mm_->node_of(p->region->frames_[p->index]);
+}
+
+u64 GuestRam::frames_held() const {
+    u64 n = 0;
+    for (const auto& r : regions_) {
+        n += r->frames_.size();
+        for (const auto& [page, copies] : r->replicas_)
+            for (MachineFrame f : copies) n += f != r->frames_[page];
+    }
+    return n;
+}
+
+Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    auto p = page(ppage);
+    if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
+    RamRegion& r = *p->region;
+    if (!r.mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));
+    if (node >= mm_->node_count()) return fail(op_error(PageOpError::Kind::BadNode, fmt::format("no node {}", node)));
+    const MachineFrame old = r.frames_[p->index];
+    if (mm_->node_of(old) == node)
+        return fail(op_error(PageOpError::Kind::AlreadyThere, fmt::format("page is on node {} already", node)));
+    const u32 before = DISCO_TRY(claim(*p));
+    std::atomic<u32>& st = r.state(p->index);
+    if (before & page_state::kReplicated) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
+    }
+    shoot_down();
+    auto fresh = mm_->allocate(node, Placement::Bind);
+    if (!fresh) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NoMemory, fresh.error().message));
+    }
+    std::memcpy(mm_->host(*fresh), mm_->host(old), kPageSize);
+    for (unsigned v = 0; v < r.view_count(); ++v) {
+        if (!remap(*p, v, *fresh)) {
+            // Views already moved keep showing the copy, which is identical; undo them.
+            for (unsigned u = 0; u < v; ++u) (void)remap(*p, u, old);
+            (void)mm_->release(*fresh);
+            st.store(before, std::memory_order_release);
+            return fail(op_error(PageOpError::Kind::NoMemory, "mmap of the view failed"));
+        }
+    }
+    const FrameUser user{r.vm_id_, ppage};
+    (void)mm_->add_user(*fresh, user);
+    (void)mm_->remove_user(old, user);
+    r.frames_[p->index] = *fresh;
+    (void)mm_->release(old);
+    st.store(before & ~(page_state::kMoving | page_state::kDenyWrite), std::memory_order_release);
+    ops_->stats.migrations.fetch_add(1, std::memory_order_relaxed);
+    return {};
+}
+
+Result<void, PageOpError> GuestRam::replicate(u64 ppage) {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    auto p = page(ppage);
+    if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
+    RamRegion& r = *p->region;
+    if (!r.mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));
+    if (r.view_count() < 2) return fail(op_error(PageOpError::Kind::AlreadyThere, "one node: nothing to replicate to"));
+    const u32 before = DISCO_TRY(claim(*p));
+    std::atomic<u32>& st = r.state(p->index);
+    if (before & page_state::kReplicated) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::AlreadyThere, "page is replicated already"));
+    }
+    shoot_down();
+    const MachineFrame primary = r.frames_[p->index];
+    std::vector<MachineFrame> copies(r.view_count(), primary);
+    for (unsigned v = 0; v < r.view_count(); ++v) {
+        if (mm_->node_of(primary) == v) continue;
+        auto f = mm_->allocate(v, Placement::Bind);
+        if (!f) continue;  // that node is full: its view keeps the primary
+        std::memcpy(mm_->host(*f), mm_->host(primary), kPageSize);
+        if (!remap(*p, v, *f)) {
+            (void)mm_->release(*f);
+            continue;
+        }
+        copies[v] = *f;
+    }
+    r.replicas_[p->index] = std::move(copies);
+    // Replicas are read-only: the first write collapses them (resolve_write).
+    st.store(page_state::kReplicated | page_state::kDenyWrite, std::memory_order_release);
+    ops_->stats.replications.fetch_add(1, std::memory_order_relaxed);
+    return {};
+}
+
+Result<void, PageOpError> GuestRam::collapse(u64 ppage) {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    auto p = page(ppage);
+    if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
+    if (!p->region->mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));
+    const u32 before = DISCO_TRY(claim(*p));
+    return collapse_locked(*p, before);
+}
+
+Result<void, PageOpError> GuestRam::collapse_locked(const PageRef& p, u32 before) {
+    RamRegion& r = *p.region;
+    std::atomic<u32>& st = r.state(p.index);
+    if (!(before & page_state::kReplicated)) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NotReplicated, "page has no replicas"));
+    }
+    // No shootdown: a replicated page never had a write permission anywhere.
+    const MachineFrame primary = r.frames_[p.index];
+    auto it = r.replicas_.find(p.index);
+    for (unsigned v = 0; v < r.view_count(); ++v) {
+        if (it != r.replicas_.end() && it->second[v] != primary) {
+            (void)remap(p, v, primary);
+            (void)mm_->release(it->second[v]);
+        }
+    }
+    if (it != r.replicas_.end()) r.replicas_.erase(it);
+    st.store(0, std::memory_order_release);
+    ops_->stats.collapses.fetch_add(1, std::memory_order_relaxed);
+    return {};
+}
+
+void GuestRam::resolve_write(u64 ppage, const std::function<void()>& poll) {
+    auto p = page(ppage);
+    if (!p) return;
+    std::atomic<u32>& st = p->region->state(p->index);
+    for (;;) {
+        const u32 s = st.load(std::memory_order_acquire);
+        if (!(s & page_state::kDenyWrite)) return;
+        if (poll) poll();  // acknowledge shootdowns while we wait: the owner may need us
+        if (s & page_state::kMoving) {
+            std::this_thread::yield();
+            continue;
+        }
+        if (s & page_state::kReplicated) {
+            // Disco collapses a replicated page on its first write (§4.2).
+            if (!ops_->mutex.try_lock()) {
+                std::this_thread::yield();
+                continue;
+            }
+            std::lock_guard<std::mutex> lock(ops_->mutex, std::adopt_lock);
+            auto claimed = claim(*p);
+            if (claimed && collapse_locked(*p, *claimed)) ops_->stats.collapses_on_write.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+}
+}  // namespace disco

@@ -1,0 +1,46 @@
+#include "vmm/mem/shootdown.hpp"
+
+#include <thread>
+
+namespace disco {
+
+Shootdown::Shootdown(unsigned vcpus) : n_(vcpus), slots_(new Slot[vcpus]) {}
+
+unsigned Shootdown::shoot_down() {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    // seq_cst: the bump must be ordered after the caller's pmap update and
+    // before the loads of the vCPUs' slots below (a Dekker-style handshake
+    // with enter_quiescent / leave_quiescent).
+    const u64 target = epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    unsigned waited = 0;
+    for (unsigned i = 0; i < n_; ++i) {
+        Slot& s = slots_[i];
+        bool counted = false;
+        for (unsigned spins = 0;; ++spins) {
+            if (s.acked.load(std::memory_order_seq_cst) >= target) break;
+            if (s.quiescent.load(std::memory_order_seq_cst)) break;
+            if (!counted) {
+                counted = true;
+                ++waited;
+            }
+            // A running vCPU reaches a safe point within one run slice (tens of µs).
+            if (spins > 64) std::this_thread::yield();
+        }
+    }
+    return waited;
+}
+
+void Shootdown::acknowledge(unsigned vcpu, u64 epoch) {
+    Slot& s = slots_[vcpu];
+    if (s.acked.load(std::memory_order_relaxed) < epoch) s.acked.store(epoch, std::memory_order_seq_cst);
+}
+
+void Shootdown::enter_quiescent(unsigned vcpu) { slots_[vcpu].quiescent.store(true, std::memory_order_seq_cst); }
+
+u64 Shootdown::leave_quiescent(unsigned vcpu) {
+    slots_[vcpu].quiescent.store(false, std::memory_order_seq_cst);
+    // Read after leaving: a request that saw us quiescent did not wait for us,
+    // so we must drop our write tags for anything up to this epoch.
+    return epoch_.load(std::memory_order_seq_cst);
+}
+}  // namespace disco
