@@ -1,7 +1,12 @@
 // Machine memory (vmm/mem/machine_memory.hpp): frame pools per node, zeroing,
-// fallback, reference counts, the reverse map, topology, and a concurrent stress.
+// fallback, runs, views of the memory file, reference counts, the reverse map,
+// topology, and a concurrent stress.
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <numa.h>
 #include <numaif.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +48,50 @@ u64 resident_bytes() {
     u64 size = 0, resident = 0;
     statm >> size >> resident;
     return resident * static_cast<u64>(sysconf(_SC_PAGESIZE));
+}
+
+/// Host memory backing a file: what tmpfs has allocated for it.
+u64 file_bytes(int fd) {
+    struct stat st {};
+    REQUIRE(fstat(fd, &st) == 0);
+    return u64(st.st_blocks) * 512;
+}
+
+/// A view as the monitor will make one: a reserved range whose pages are
+/// MAP_FIXED shared mappings of frames of the machine memory file.
+class View {
+public:
+    explicit View(usize pages) : pages_(pages) {
+        void* p = mmap(nullptr, pages * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        REQUIRE(p != MAP_FAILED);
+        base_ = static_cast<u8*>(p);
+    }
+    View(const View&) = delete;
+    View& operator=(const View&) = delete;
+    ~View() { munmap(base_, pages_ * kPageSize); }
+
+    /// Shows frames first .. first + count - 1 at pages page .. page + count - 1.
+    void map(usize page, const MachineMemory& m, MachineFrame first, usize count = 1) {
+        REQUIRE(page + count <= pages_);
+        void* p = mmap(base_ + page * kPageSize, count * kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                       m.fd(), static_cast<off_t>(m.file_offset(first)));
+        REQUIRE(p == base_ + page * kPageSize);
+    }
+    u8* page(usize i) const { return base_ + i * kPageSize; }
+
+private:
+    usize pages_;
+    u8* base_ = nullptr;
+};
+
+/// Frames [first, first + count) all hold one reference and read zero.
+void check_fresh_run(const MachineMemory& m, MachineFrame first, u32 count) {
+    for (u32 i = 0; i < count; ++i) {
+        const MachineFrame f(first.index + i);
+        INFO("frame " << f.index);
+        CHECK(m.ref_count(f) == 1);
+        CHECK(reads_zero(m, f));
+    }
 }
 }  // namespace
 
@@ -276,6 +325,187 @@ TEST_CASE("a 16 GiB machine memory commits host memory only for frames in use", 
     CHECK(grown < (32ull << 20));
 }
 
+TEST_CASE("views of the machine memory file show the frames' bytes both ways", "[machine-memory]") {
+    auto m = simulated(2, 8);
+    auto f = m->allocate(0);
+    auto g = m->allocate(1);
+    REQUIRE(f);
+    REQUIRE(g);
+    CHECK(m->file_offset(*g) == u64(g->index) * kPageSize);
+    CHECK(m->host(*g) - m->host(MachineFrame(0)) == static_cast<std::ptrdiff_t>(m->file_offset(*g)));
+    View view(2);
+    view.map(0, *m, *f);
+    view.map(1, *m, *g);
+    std::memcpy(m->host(*f) + 100, "through host", 12);
+    CHECK(std::memcmp(view.page(0) + 100, "through host", 12) == 0);
+    std::memcpy(view.page(1) + kPageSize - 9, "via view", 8);
+    CHECK(std::memcmp(m->host(*g) + kPageSize - 9, "via view", 8) == 0);
+    CHECK(reads_zero(*m, *f) == false);
+    CHECK(m->host(*f)[0] == 0);  // the neighbouring view page did not leak into f
+
+    // Migration: copy the frame, then move the view page onto the copy. The view
+    // address stays; what it reads and where its writes go switch to the new frame.
+    auto copy = m->allocate(1);
+    REQUIRE(copy);
+    std::memcpy(m->host(*copy), m->host(*f), kPageSize);
+    m->host(*f)[0] = 0x11;  // a write to the old frame after the copy...
+    view.map(0, *m, *copy);
+    CHECK(view.page(0)[0] == 0);  // ...is not seen through the moved view page
+    CHECK(std::memcmp(view.page(0) + 100, "through host", 12) == 0);
+    view.page(0)[1] = 0x22;
+    CHECK(m->host(*copy)[1] == 0x22);
+    CHECK(m->host(*f)[1] == 0);
+
+    // The file: close-on-exec, a fixed size, named for /proc/PID/maps.
+    CHECK((fcntl(m->fd(), F_GETFD) & FD_CLOEXEC) != 0);
+    CHECK(ftruncate(m->fd(), 0) != 0);
+    CHECK(ftruncate(m->fd(), 1ll << 40) != 0);
+    char link[256] = {};
+    REQUIRE(readlink(fmt::format("/proc/self/fd/{}", m->fd()).c_str(), link, sizeof link - 1) > 0);
+    CHECK_THAT(std::string(link), Catch::StartsWith("/memfd:disco-machine-memory"));
+}
+
+TEST_CASE("a run is consecutive zeroed frames on the node asked for", "[machine-memory]") {
+    auto m = simulated(2, 16);
+    REQUIRE(m->allocate(1));  // a single frame first: the run starts after it
+    auto run = m->allocate_run(1, 5, Placement::Bind);
+    REQUIRE(run);
+    CHECK(m->node_of(*run) == 1);
+    CHECK(m->node_of(MachineFrame(run->index + 4)) == 1);
+    CHECK(run->index == 17);
+    check_fresh_run(*m, *run, 5);
+    CHECK(m->node_stats(1).frames_in_use == 6);
+    CHECK(m->node_stats(1).frames_free == 10);
+    CHECK(m->node_stats(0).frames_in_use == 0);
+    // One view mapping shows the whole run, in order.
+    for (u32 i = 0; i < 5; ++i) m->host(MachineFrame(run->index + i))[7] = u8(i + 1);
+    View view(5);
+    view.map(0, *m, *run, 5);
+    for (u32 i = 0; i < 5; ++i) CHECK(view.page(i)[7] == i + 1);
+    // Single frames do not come out of the run.
+    std::set<u32> taken;
+    while (auto f = m->allocate(1, Placement::Bind)) taken.insert(f->index);
+    CHECK(taken.size() == 10);
+    for (u32 i = 0; i < 5; ++i) CHECK_FALSE(taken.contains(run->index + i));
+}
+
+TEST_CASE("a run falls back to the nearest node, or fails like allocate", "[machine-memory]") {
+    auto m = simulated(3, 8);
+    CHECK(m->allocate_run(3, 1).error().kind == Kind::InvalidNode);
+    CHECK(m->allocate_run(0, 0).error().kind == Kind::InvalidRunLength);
+    CHECK(m->allocate_run(0, 9).error().kind == Kind::InvalidRunLength);  // longer than a node
+    auto whole = m->allocate_run(2, 8, Placement::Bind);
+    REQUIRE(whole);
+    CHECK(whole->index == 16);
+    check_fresh_run(*m, *whole, 8);
+
+    // Node 0 has 5 free frames but no run of 4 in them: frames 0..7 with 2 and 5 in use.
+    auto head = m->allocate_run(0, 8);
+    REQUIRE(head);
+    for (u32 i : {0u, 1u, 3u, 4u, 6u, 7u}) REQUIRE(m->release(MachineFrame(i)) == 0u);
+    auto held = m->allocate_run(0, 2);  // 0..1 are a run of two: taken and counted
+    REQUIRE(held);
+    CHECK(held->index == 0);
+    REQUIRE(m->release(MachineFrame(0)));
+    REQUIRE(m->release(MachineFrame(1)));
+    CHECK(m->node_stats(0).frames_free == 6);
+    auto refused = m->allocate_run(0, 3, Placement::Bind);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind == Kind::NodeExhausted);
+    CHECK_THAT(refused.error().message, Catch::Contains("3 consecutive"));
+    CHECK(m->node_stats(0).fallback_allocations == 0);
+
+    auto moved = m->allocate_run(0, 3);  // Preferred: node 1, the nearest with a run
+    REQUIRE(moved);
+    CHECK(m->node_of(*moved) == 1);
+    check_fresh_run(*m, *moved, 3);
+    CHECK(m->node_stats(0).fallback_allocations == 1);
+    CHECK(m->node_stats(1).foreign_allocations == 1);
+
+    REQUIRE(m->allocate_run(1, 5, Placement::Bind));  // node 1 full, node 2 full, node 0 fragmented
+    auto none = m->allocate_run(1, 3);
+    REQUIRE_FALSE(none);
+    CHECK(none.error().kind == Kind::Exhausted);
+    CHECK_THAT(none.error().message, Catch::Contains("exhausted"));
+    CHECK(m->allocate_run(1, 2));  // 0..1 on node 0 still are a run of two
+}
+
+TEST_CASE("frames of a run are released one by one and reused, as singles and as runs", "[machine-memory]") {
+    auto m = simulated(1, 16);
+    auto run = m->allocate_run(0, 8);
+    REQUIRE(run);
+    CHECK(run->index == 0);
+    for (u32 i = 0; i < 8; ++i) std::memset(m->host(MachineFrame(i)), 0xC0 + i, kPageSize);
+    REQUIRE(m->add_ref(MachineFrame(3)));  // shared: survives the release below
+    for (u32 i = 0; i < 8; ++i) CHECK(m->release(MachineFrame(i)) == (i == 3 ? 1u : 0u));
+    CHECK(m->ref_count(MachineFrame(3)) == 1);
+    CHECK(m->host(MachineFrame(3))[0] == 0xC3);
+    CHECK(m->node_stats(0).frames_free == 15);
+
+    // A single allocation takes the most recently freed frame, zeroed.
+    auto single = m->allocate(0);
+    REQUIRE(single);
+    CHECK(single->index == 7);
+    CHECK(reads_zero(*m, *single));
+
+    // 0..2 and 4..6 freed, 3 and 7 held: the fresh frames serve a run first.
+    auto fresh = m->allocate_run(0, 6);
+    REQUIRE(fresh);
+    CHECK(fresh->index == 8);
+    // 8 frames free (0..2, 4..6, 14..15) but no 4 of them consecutive.
+    CHECK(m->node_stats(0).frames_free == 8);
+    CHECK(m->allocate_run(0, 4, Placement::Bind).error().kind == Kind::NodeExhausted);
+    REQUIRE(m->release(*single));
+    // With 7 free again, 4..7 are a run of used frames: zeroed and handed out.
+    auto recycled = m->allocate_run(0, 4, Placement::Bind);
+    REQUIRE(recycled);
+    CHECK(recycled->index == 4);
+    check_fresh_run(*m, *recycled, 4);
+
+    // A free tail below the watermark (4..13) joins the fresh frames above it (14..15).
+    for (u32 i = 4; i < 14; ++i) {
+        std::memset(m->host(MachineFrame(i)), 0xEE, kPageSize);
+        REQUIRE(m->release(MachineFrame(i)) == 0u);
+    }
+    auto straddle = m->allocate_run(0, 12, Placement::Bind);
+    REQUIRE(straddle);
+    CHECK(straddle->index == 4);
+    check_fresh_run(*m, *straddle, 12);
+    CHECK(m->node_stats(0).frames_free == 3);  // 0..2
+    for (u32 i = 0; i < 3; ++i) REQUIRE(m->allocate(0, Placement::Bind));
+    CHECK(m->allocate(0, Placement::Bind).error().kind == Kind::NodeExhausted);
+    for (u32 i = 0; i < 16; ++i) REQUIRE(m->release(MachineFrame(i)) == 0u);
+    CHECK(m->node_stats(0).frames_free == 16);
+    auto all = m->allocate_run(0, 16, Placement::Bind);
+    REQUIRE(all);
+    check_fresh_run(*m, *all, 16);
+}
+
+TEST_CASE("a 256 MiB run commits host memory only for the pages touched", "[machine-memory]") {
+    constexpr u32 kFrames = 65536;
+    auto m = simulated(1, kFrames);
+    const u64 before = resident_bytes();
+    auto run = m->allocate_run(0, kFrames);
+    REQUIRE(run);
+    View ram(kFrames);
+    ram.map(0, *m, *run, kFrames);  // one mapping for the VM's whole RAM
+    for (u32 i = 0; i < kFrames; i += 4096) ram.page(i)[i % kPageSize] = 1;
+    const u64 grown = resident_bytes() - std::min(before, resident_bytes());
+    INFO("resident set grew by " << (grown >> 10) << " KiB; the file holds " << (file_bytes(m->fd()) >> 10) << " KiB");
+    CHECK(file_bytes(m->fd()) == 16 * kPageSize);
+    CHECK(grown < (32ull << 20));  // 16 pages, 256 KiB of reference counts, page tables (TSan: its shadow)
+
+    // Frames released one by one (after migrations, say) and the run taken
+    // again from the recycled frames: the used ones are returned to the host.
+    for (u32 i = 0; i < kFrames; ++i) REQUIRE(m->release(MachineFrame(run->index + i)) == 0u);
+    CHECK(file_bytes(m->fd()) == 16 * kPageSize);  // a release alone frees nothing
+    auto again = m->allocate_run(0, kFrames, Placement::Bind);
+    REQUIRE(again);
+    CHECK(*again == *run);
+    CHECK(file_bytes(m->fd()) == 0);
+    for (u32 i = 0; i < kFrames; i += 4096) CHECK(ram.page(i)[i % kPageSize] == 0);
+}
+
 TEST_CASE("real NUMA nodes come from libnuma (one node on this host)", "[machine-memory]") {
     auto m = make({.total_bytes = 64ull << 20});
     REQUIRE(m->node_count() >= 1);
@@ -345,14 +575,68 @@ TEST_CASE("host mappings bind their pages to a host node", "[machine-memory]") {
     int page_node = -1;
     REQUIRE(get_mempolicy(&page_node, nullptr, 0, map->data(), MPOL_F_NODE | MPOL_F_ADDR) == 0);
     CHECK(page_node == node);
+
+    // A shared mapping of the machine memory file: the binding belongs to the
+    // file range, so another mapping of it (a view) faults in under it too.
+    auto file = MemoryFile::create("disco-test", 1 << 20);
+    REQUIRE(file);
+    auto main = HostMapping::map_shared(file->fd(), file->size());
+    REQUIRE(main);
+    REQUIRE(main->bind_to_node(0, 64 << 10, node));
+    void* v = mmap(nullptr, 64 << 10, PROT_READ | PROT_WRITE, MAP_SHARED, file->fd(), 0);
+    REQUIRE(v != MAP_FAILED);
+    auto* view = static_cast<u8*>(v);
+    view[kPageSize] = 1;
+    mode = -1;
+    REQUIRE(get_mempolicy(&mode, mask, 16 * 64, view + kPageSize, MPOL_F_ADDR) == 0);
+    CHECK(mode == MPOL_BIND);
+    REQUIRE(get_mempolicy(&page_node, nullptr, 0, view + kPageSize, MPOL_F_NODE | MPOL_F_ADDR) == 0);
+    CHECK(page_node == node);
+    CHECK(main->data()[kPageSize] == 1);
+    munmap(v, 64 << 10);
 }
 
-TEST_CASE("concurrent allocation, sharing and release leave every pool empty", "[machine-memory]") {
-    constexpr unsigned kThreads = 4;
-    constexpr u32 kFramesPerNode = 64;
-    constexpr usize kHoldLimit = 48;  // 4 x 48 > 2 x 64: pools run dry and fall back
-    auto m = simulated(2, kFramesPerNode);
+TEST_CASE("the memory file is sparse and gives memory back when a hole is punched", "[machine-memory]") {
+    auto file = MemoryFile::create("disco-test", 1 << 30);
+    REQUIRE(file);
+    CHECK(file->size() == 1u << 30);
+    CHECK(file_bytes(file->fd()) == 0);
+    auto map = HostMapping::map_shared(file->fd(), file->size());
+    REQUIRE(map);
+    std::memset(map->data() + (512 << 20), 0x77, 3 * kPageSize);
+    CHECK(file_bytes(file->fd()) == 3 * kPageSize);
+    REQUIRE(file->punch_hole((512 << 20) + kPageSize, kPageSize));
+    CHECK(file_bytes(file->fd()) == 2 * kPageSize);
+    CHECK(map->data()[(512 << 20) + kPageSize] == 0);
+    CHECK(map->data()[(512 << 20) + 2 * kPageSize] == 0x77);
+    CHECK(file->punch_hole(100, kPageSize).error().kind == Kind::InvalidConfig);
+    CHECK(file->punch_hole(0, (1 << 30) + kPageSize).error().kind == Kind::InvalidConfig);
+    CHECK(MemoryFile::create("disco-test", 0).error().kind == Kind::InvalidConfig);
+    CHECK(MemoryFile::create("disco-test", 100).error().kind == Kind::InvalidConfig);
+}
 
+namespace {
+struct StressSettings {
+    unsigned threads;
+    usize hold_limit;     // frames each thread holds at most
+    unsigned run_one_in;  // one allocation in this many is a run of 2 to kMaxRun frames
+    std::chrono::milliseconds duration;
+    usize exchange_limit = SIZE_MAX;  // frames passed between threads at most (each keeps one alive)
+    static constexpr u32 kMaxRun = 5;
+};
+
+struct StressCounts {
+    u64 problems, allocations, runs, exhausted;
+};
+
+/// Threads allocate frames and runs, tag them, share them, check them and
+/// release them frame by frame; every inconsistency seen counts as a problem.
+/// Afterwards every frame of `m` must be free again.
+StressCounts stress(MachineMemory& mm, const StressSettings& settings) {
+    MachineMemory* m = &mm;
+    const unsigned kThreads = settings.threads;
+    const usize kHoldLimit = settings.hold_limit;
+    constexpr u32 kMaxRun = StressSettings::kMaxRun;
     struct Held {
         MachineFrame frame;
         FrameUser user;
@@ -360,7 +644,7 @@ TEST_CASE("concurrent allocation, sharing and release leave every pool empty", "
     };
     std::mutex exchange_lock;
     std::deque<MachineFrame> exchange;  // each entry carries one reference
-    std::atomic<u64> problems{0}, allocations{0}, exhausted{0};
+    std::atomic<u64> problems{0}, allocations{0}, runs{0}, exhausted{0};
     std::atomic<bool> stop{false};
 
     auto worker = [&](unsigned tid) {
@@ -382,26 +666,34 @@ TEST_CASE("concurrent allocation, sharing and release leave every pool empty", "
         };
         while (!stop.load(std::memory_order_relaxed)) {
             const unsigned op = rng() % 100;
-            if (op < 45 && held.size() < kHoldLimit) {
+            if (op < 45 && held.size() + kMaxRun <= kHoldLimit) {
                 const auto placement = rng() % 4 ? Placement::Preferred : Placement::Bind;
-                auto f = m->allocate(static_cast<NodeId>(rng() % 2), placement);
+                const NodeId node = static_cast<NodeId>(rng() % 2);
+                const u32 run = rng() % settings.run_one_in ? 1 : 2 + static_cast<u32>(rng() % (kMaxRun - 1));
+                auto f = run == 1 ? m->allocate(node, placement) : m->allocate_run(node, run, placement);
                 if (!f) {
                     if (f.error().kind != Kind::Exhausted && f.error().kind != Kind::NodeExhausted) ++problems;
                     ++exhausted;
                     continue;
                 }
                 ++allocations;
-                if (!reads_zero(*m, *f) || m->user_count(*f) != 0) ++problems;
-                const u64 tag = u64(tid) << 32 | f->index;
-                std::memcpy(m->host(*f), &tag, sizeof tag);
-                m->host(*f)[kPageSize - 1] = 0xEE;  // dirty the whole page span for the zeroing check
-                const FrameUser u{tid, next_page++};
-                if (!m->add_user(*f, u)) ++problems;
-                held.push_back({*f, u, true});
+                if (run > 1) ++runs;
+                if (m->node_of(*f) != m->node_of(MachineFrame(f->index + run - 1))) ++problems;
+                for (u32 i = 0; i < run; ++i) {  // each frame of a run is held and released on its own
+                    const MachineFrame fi(f->index + i);
+                    if (!reads_zero(*m, fi) || m->user_count(fi) != 0 || m->ref_count(fi) == 0) ++problems;
+                    const u64 tag = u64(tid) << 32 | fi.index;
+                    std::memcpy(m->host(fi), &tag, sizeof tag);
+                    m->host(fi)[kPageSize - 1] = 0xEE;  // dirty the whole page span for the zeroing check
+                    const FrameUser u{tid, next_page++};
+                    if (!m->add_user(fi, u)) ++problems;
+                    held.push_back({fi, u, true});
+                }
             } else if (op < 55 && !held.empty()) {
                 const MachineFrame f = held[rng() % held.size()].frame;
-                if (!m->add_ref(f)) ++problems;
                 std::lock_guard g(exchange_lock);
+                if (exchange.size() >= settings.exchange_limit) continue;
+                if (!m->add_ref(f)) ++problems;
                 exchange.push_back(f);
             } else if (op < 65) {
                 MachineFrame f;
@@ -429,23 +721,47 @@ TEST_CASE("concurrent allocation, sharing and release leave every pool empty", "
 
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < kThreads; ++t) threads.emplace_back(worker, t);
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::this_thread::sleep_for(settings.duration);
     stop = true;
     for (auto& t : threads) t.join();
     for (MachineFrame f : exchange)
         if (!m->release(f)) ++problems;
 
-    INFO(allocations.load() << " allocations, " << exhausted.load() << " refused");
-    CHECK(problems == 0);
-    CHECK(allocations > 1000);
-    CHECK(exhausted > 0);
-    CHECK(m->totals().fallback_allocations > 0);
-    for (NodeId n = 0; n < m->node_count(); ++n) {
-        CHECK(m->node_stats(n).frames_in_use == 0);
-        CHECK(m->node_stats(n).frames_free == kFramesPerNode);
-    }
     for (u32 i = 0; i < m->frame_count(); ++i) {
         CHECK(m->ref_count(MachineFrame(i)) == 0);
         CHECK(m->user_count(MachineFrame(i)) == 0);
     }
+    for (NodeId n = 0; n < m->node_count(); ++n) {
+        CHECK(m->node_stats(n).frames_in_use == 0);
+        CHECK(m->node_stats(n).frames_free == m->frames_per_node());
+    }
+    return {problems, allocations, runs, exhausted};
+}
+}  // namespace
+
+TEST_CASE("concurrent allocation, sharing and release leave every pool empty", "[machine-memory]") {
+    // 4 x 48 frames held > 2 x 64 in the pools: they run dry and fall back.
+    auto m = simulated(2, 64);
+    const auto c = stress(*m, {.threads = 4, .hold_limit = 48, .run_one_in = 8, .duration = std::chrono::seconds(1)});
+    INFO(c.allocations << " allocations (" << c.runs << " runs), " << c.exhausted << " refused");
+    CHECK(c.problems == 0);
+    CHECK(c.allocations > 1000);
+    CHECK(c.runs > 0);
+    CHECK(c.exhausted > 0);
+    CHECK(m->totals().fallback_allocations > 0);
+}
+
+TEST_CASE("concurrent runs and single frames never share a frame", "[machine-memory]") {
+    // 3 x 36 frames held + 8 passed on < 2 x 64: no shortage of frames, only of
+    // consecutive ones, so most runs succeed and races between run scans,
+    // single allocations and releases are frequent.
+    auto m = simulated(2, 64);
+    const auto c = stress(*m, {.threads = 3,
+                               .hold_limit = 36,
+                               .run_one_in = 2,
+                               .duration = std::chrono::milliseconds(500),
+                               .exchange_limit = 8});
+    INFO(c.allocations << " allocations (" << c.runs << " runs), " << c.exhausted << " refused");
+    CHECK(c.problems == 0);
+    CHECK(c.runs > 100);
 }

@@ -184,6 +184,9 @@ void VirtioBlk::take_requests() {
 }
 
 void VirtioBlk::start(BlkRequest r) {
+    // The request's buffers stay pinned until finish(): io_uring moves data
+    // to and from them while page operations could otherwise move the pages.
+    pin_chain(*ram_, r.chain);
     switch (r.op) {
         case BlkRequest::Op::Answer:
             finish(r.chain, r.answer, 0);
@@ -282,7 +285,9 @@ void VirtioBlk::finish(const DescChain& chain, u8 status, u32 data_written) {
     // The status is the last device-writable byte (§5.2.6); the used length
     // counts everything written, status included.
     const u8 s[1] = {status};
-    if (!scatter(*ram_, chain.writable, chain.writable_bytes - 1, s)) {
+    const bool status_ok = scatter(*ram_, chain.writable, chain.writable_bytes - 1, s);
+    unpin_chain(*ram_, chain);
+    if (!status_ok) {
         queue_->mark_broken();
         host_->device_error(fmt::format("queue 0: request {}: status byte is not in guest RAM", chain.head));
         return;

@@ -32,6 +32,10 @@ struct DescChain {
 bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<u8> out);
 /// Copies in to bytes [offset, offset + in.size()) of the segments' concatenation.
 bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<const u8> in);
+/// Pins every buffer of a chain for asynchronous DMA (GuestRam::pin): page
+/// operations leave them alone until unpin_chain. Segments are known to be RAM.
+void pin_chain(const GuestRam& ram, const DescChain& chain);
+void unpin_chain(const GuestRam& ram, const DescChain& chain);
 /// Reports bytes [offset, offset + length) of the segments as written by the
 /// device (GuestRam::note_dma_write), after DMA through host_iovecs.
 void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length);

@@ -72,6 +72,7 @@ std::string VirtQueue::fault(std::string what) {
 u16 VirtQueue::load_u16(GuestPhysAddr a, bool acquire) const {
     auto s = ram_.host_span(a, 2);
     if (!s) return 0;
+    DmaPin pin(ram_, a, 2, false);
     std::atomic_ref<u16> ref(*reinterpret_cast<u16*>(s->data()));
     return guest_to_host<LE>(ref.load(acquire ? std::memory_order_acquire : std::memory_order_relaxed));
 }
@@ -79,6 +80,7 @@ u16 VirtQueue::load_u16(GuestPhysAddr a, bool acquire) const {
 void VirtQueue::store_u16(GuestPhysAddr a, u16 v, bool release) {
     auto s = ram_.host_span(a, 2);
     if (!s) return;
+    DmaPin pin(ram_, a, 2, true);
     std::atomic_ref<u16> ref(*reinterpret_cast<u16*>(s->data()));
     ref.store(guest_to_host<LE>(v), release ? std::memory_order_release : std::memory_order_relaxed);
 }

@@ -1,0 +1,176 @@
+// Page operations under load: four real vCPUs (the interpreter) store and
+// check known patterns on 64 pages while another thread migrates, replicates
+// and collapses those pages (and the vCPUs' code pages) at a high rate. No
+// store may be lost, no load may return stale data, and every machine frame
+// must be back in its pool when the VM's RAM goes away (DESIGN.md, "The
+// memory path": "tested under stress, not assumed").
+#include <catch2/catch.hpp>
+#include <random>
+#include <thread>
+
+#include "tests/unit/cpu_harness.hpp"
+#include "vmm/mem/guest_ram.hpp"
+#include "vmm/mem/machine_memory.hpp"
+#include "vmm/mem/shootdown.hpp"
+
+using namespace disco;
+using namespace disco::test::enc;
+
+namespace {
+constexpr unsigned kVcpus = 4, kNodes = 4, kDataPages = 64;
+constexpr u64 kDataPa = 0x10000, kFailPa = 0x8000, kProgressPa = 0x9000;
+
+u32 lui_(unsigned rt, u32 imm) { return lui(rt, imm); }
+u32 dsubu_imm(unsigned rt, unsigned rs, i32 imm) { return daddiu(rt, rs, imm); }
+
+/// vCPU k: for round c = 1, 2, ...: on each data page, check that slot k
+/// holds c - 1 (the previous round's store was not lost, nor read stale),
+/// store c, read it back; then publish c as progress. On a mismatch, store
+/// the round at kFailPa + 8k (the value seen 0x100 above) and park.
+std::vector<u32> checker_program(unsigned k) {
+    const u32 slot = k * 8;
+    return {
+        ori(8, 0, 1),                      // r8 = c = 1
+        // round:
+        lui_(9, 0x8001), ori(9, 9, slot),  // r9 = first slot (kseg0 0x80010000 + 8k)
+        ori(10, 0, kDataPages),            // r10 = pages left
+        dsubu_imm(12, 8, -1),              // r12 = c - 1
+        // page:
+        ld(11, 9, 0), bne(11, 12, 15), nop(),   // stale or lost? -> fail
+        sd(8, 9, 0), ld(11, 9, 0), bne(11, 8, 11), nop(),
+        daddiu(9, 9, 4096), addiu(10, 10, -1), bne(10, 0, -10), nop(),
+        lui_(13, 0x8000), ori(13, 13, static_cast<u32>(kProgressPa + slot)), sd(8, 13, 0),
+        daddiu(8, 8, 1), beq(0, 0, -20), nop(),
+        // fail:
+        lui_(13, 0x8000), ori(13, 13, static_cast<u32>(kFailPa + slot)), sd(8, 13, 0), sd(11, 13, 0x100),
+        self_loop(), nop(),
+    };
+}
+
+u64 read_u64(GuestRam& ram, u64 pa) {
+    u8 b[8];
+    REQUIRE(ram.read(GuestPhysAddr(pa), b));
+    return load_guest<ByteOrder::Little, u64>(b);
+}
+}  // namespace
+
+TEST_CASE("page operations under four storing vCPUs lose no store and leak no frame", "[page-ops]") {
+    MachineMemoryConfig mc;
+    mc.numa_sim = kNodes;
+    mc.bytes_per_node = 4 << 20;
+    auto mm = MachineMemory::create(mc);
+    REQUIRE(mm.has_value());
+    {
+        GuestRam ram;
+        Shootdown shootdown(kVcpus);
+        ram.use_machine_memory(mm->get(), 0, 1);
+        ram.set_shootdown(&shootdown);
+        REQUIRE(ram.add_region(GuestPhysAddr(0), 1 << 20));
+        CodeWatch code(1 << 20);
+        MmioBus mmio;
+        std::atomic<bool> stop{false};
+        std::vector<std::unique_ptr<cpu::Cpu>> cpus;
+        for (unsigned k = 0; k < kVcpus; ++k) {
+            cpu::CpuBus bus{&ram, &mmio, &code, &stop, [](const std::string&) {}, nullptr};
+            bus.shootdown = &shootdown;
+            bus.view = k % kNodes;
+            auto c = std::make_unique<cpu::Cpu>(std::move(bus), ByteOrder::Little, k);
+            c->write_cp0(cpu::cp0::Status, cpu::status::CU0 | cpu::status::KX);
+            const u64 code_va = 0xFFFFFFFF80001000ull + k * 0x1000;
+            u64 pa = code_va & 0x1FFFFFFF;
+            for (u32 w : checker_program(k)) {
+                u8 b[4];
+                store_guest<ByteOrder::Little, u32>(b, w);
+                REQUIRE(ram.write(GuestPhysAddr(pa), b));
+                pa += 4;
+            }
+            c->pc = code_va;
+            cpus.push_back(std::move(c));
+        }
+        std::vector<std::thread> threads;
+        for (auto& c : cpus)
+            threads.emplace_back([&stop, cpu = c.get()] {
+                while (!stop.load()) cpu->run(1 << 20);
+            });
+
+        // The churn: random data and code pages, random operations, for about a second.
+        std::mt19937_64 rng(42);
+        u64 ok[3] = {0, 0, 0}, refused = 0;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+        while (std::chrono::steady_clock::now() < until) {
+            const bool code_page = rng() % 8 == 0;
+            const u64 page = code_page ? 1 + rng() % kVcpus : (kDataPa >> 12) + rng() % kDataPages;
+            Result<void, PageOpError> r;
+            const unsigned op = rng() % 3;
+            if (op == 0) {
+                r = ram.migrate(page, static_cast<NodeId>(rng() % kNodes));
+            } else if (op == 1) {
+                r = ram.replicate(page);
+            } else {
+                r = ram.collapse(page);
+            }
+            r ? ++ok[op] : ++refused;
+        }
+        stop.store(true);
+        for (auto& c : cpus) c->kick();
+        for (auto& t : threads) t.join();
+
+        for (unsigned k = 0; k < kVcpus; ++k) {
+            INFO("vCPU " << k);
+            CHECK(read_u64(ram, kFailPa + 8 * k) == 0);      // no mismatch seen
+            CHECK(read_u64(ram, kProgressPa + 8 * k) > 10);  // and it really ran rounds
+        }
+        INFO("migrations " << ok[0] << ", replications " << ok[1] << ", collapses " << ok[2] << ", refused "
+                           << refused << ", collapses on write " << ram.page_op_stats().collapses_on_write.load());
+        CHECK(ok[0] > 100);
+        CHECK(ok[1] > 100);
+        CHECK(ram.page_op_stats().collapses_on_write.load() > 10);
+        CHECK(ram.page_op_stats().shootdowns.load() > 0);
+        CHECK((*mm)->totals().frames_in_use == ram.frames_held());
+    }
+    CHECK((*mm)->totals().frames_in_use == 0);  // every frame back in its pool
+}
+
+TEST_CASE("page operations refuse what they cannot do and change nothing", "[page-ops]") {
+    MachineMemoryConfig mc;
+    mc.numa_sim = 2;
+    mc.bytes_per_node = 1 << 20;
+    auto mm = MachineMemory::create(mc);
+    REQUIRE(mm.has_value());
+    GuestRam ram;
+    Shootdown sd(1);
+    ram.use_machine_memory(mm->get(), 0, 1);
+    ram.set_shootdown(&sd);
+    REQUIRE(ram.add_region(GuestPhysAddr(0), 64 * kPageSize));
+    const std::vector<u8> pattern(kPageSize, 0x5A);
+    REQUIRE(ram.write(GuestPhysAddr(3 * kPageSize), pattern));
+
+    CHECK(ram.migrate(1000, 1).error().kind == PageOpError::Kind::NotRam);      // beyond RAM (MMIO or hole)
+    CHECK(ram.migrate(3, 0).error().kind == PageOpError::Kind::AlreadyThere);   // on node 0 already
+    CHECK(ram.migrate(3, 7).error().kind == PageOpError::Kind::BadNode);
+    CHECK(ram.collapse(3).error().kind == PageOpError::Kind::NotReplicated);
+    {
+        DmaPin pin(ram, GuestPhysAddr(3 * kPageSize), 16, false);  // device I/O in flight
+        CHECK(ram.migrate(3, 1).error().kind == PageOpError::Kind::Busy);
+        CHECK(ram.replicate(3).error().kind == PageOpError::Kind::Busy);
+    }
+    REQUIRE(ram.migrate(3, 1));
+    CHECK(*ram.node_of(3) == 1);
+    REQUIRE(ram.replicate(3));
+    CHECK(ram.replicate(3).error().kind == PageOpError::Kind::AlreadyThere);
+    CHECK(ram.migrate(3, 0).error().kind == PageOpError::Kind::NotMovable);  // replicated: collapse first
+    CHECK_FALSE(ram.write_allowed(3));
+    // Each node's view shows the same bytes; a device write collapses first.
+    CHECK(std::memcmp(ram.host_page(GuestPhysAddr(3 * kPageSize), 0), pattern.data(), kPageSize) == 0);
+    CHECK(std::memcmp(ram.host_page(GuestPhysAddr(3 * kPageSize), 1), pattern.data(), kPageSize) == 0);
+    const u8 one[1] = {7};
+    REQUIRE(ram.write(GuestPhysAddr(3 * kPageSize), one));
+    CHECK(ram.write_allowed(3));
+    CHECK(ram.host_page(GuestPhysAddr(3 * kPageSize), 0)[0] == 7);
+    CHECK(ram.host_page(GuestPhysAddr(3 * kPageSize), 1)[0] == 7);
+    CHECK((*mm)->totals().frames_in_use == 64);  // the replica went back
+
+    GuestRam plain;
+    REQUIRE(plain.add_region(GuestPhysAddr(0), 16 * kPageSize));
+    CHECK(plain.migrate(1, 0).error().kind == PageOpError::Kind::NotMovable);
+}
