@@ -88,11 +88,11 @@ int main(int argc, char** argv) {
         return fail_line(e.what());
     }
     if (!vm_files.empty()) {
-        for (const char* one_vm :
-             {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine", "--no-reboot"})
+        for (const char* one_vm : {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine",
+                                   "--no-reboot", "--numa-sim", "--page-churn"})
             if (run->count(one_vm) > 0)
-                return fail_line(
-                    fmt::format("--vm and {} are mutually exclusive (the VM's JSON file sets it)", one_vm));
+                return fail_line(fmt::format(
+                    "--vm and {} are mutually exclusive (each VM's settings are in its JSON file)", one_vm));
         return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns, .stats = stats});
     }
     if (run->count("--kernel") == 0)

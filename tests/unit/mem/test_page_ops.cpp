@@ -96,8 +96,16 @@ TEST_CASE("page operations under four storing vCPUs lose no store and leak no fr
         // The churn: random data and code pages, random operations, for about a second.
         std::mt19937_64 rng(42);
         u64 ok[3] = {0, 0, 0}, refused = 0;
-        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
-        while (std::chrono::steady_clock::now() < until) {
+        // At least a second, and until enough of each operation ran (sanitizer
+        // builds are many times slower), within a bound.
+        const auto start = std::chrono::steady_clock::now();
+        auto enough = [&] {
+            const auto t = std::chrono::steady_clock::now() - start;
+            if (t > std::chrono::seconds(20)) return true;
+            return t > std::chrono::seconds(1) && ok[0] > 100 && ok[1] > 100 &&
+                   ram.page_op_stats().collapses_on_write.load() > 10;
+        };
+        while (!enough()) {
             const bool code_page = rng() % 8 == 0;
             const u64 page = code_page ? 1 + rng() % kVcpus : (kDataPa >> 12) + rng() % kDataPages;
             Result<void, PageOpError> r;

@@ -1,0 +1,56 @@
+"""How the Linux guest images from tools/build-images are booted: the file names, the markers the
+initramfs prints, and the command lines for disco and for QEMU's Malta (the reference peer).
+Shared by tests/linux/test_boot.py and tools/bench."""
+import os
+import re
+
+DISCO_KERNEL = "vmlinuz-mips64r2el"  # Debian's mips64r2el zboot ELF
+MALTA_KERNEL = "vmlinux-5kc-malta"  # Debian's 5kc-malta kernel, for qemu-system-mips64el -M malta
+INITRAMFS = "initramfs.cpio.gz"
+ROOTFS = "rootfs.ext4"
+
+READY = r"disco-guest: ready"
+PROMPT = r"\n# "
+# Output that means the guest is lost: fail at once rather than at the timeout. (Not "BUG:": a
+# soft-lockup warning on a loaded host is not fatal.)
+FAIL_PATTERNS = (r"Kernel panic", r"Oops\[#\d+\]", r"Attempted to kill init")
+
+# A kernel message on the console ("[   29.23] hrtimer: ..."), which may land in a command's output.
+_KERNEL_LOG_LINE = re.compile(r"\[\s*\d+\.\d+\] [^\n]*\n?")
+
+
+def without_kernel_log(text):
+    return _KERNEL_LOG_LINE.sub("", text)
+
+
+# guest-board.md 5.4: the console is the DT's serial0 (ttyS0); earlycon shows output from
+# parse_early_param on; the initramfs's /init is run directly.
+DISCO_APPEND = "console=ttyS0,115200n8 earlycon nokaslr rdinit=/init"
+MALTA_APPEND = "console=ttyS0 rdinit=/init"
+
+
+def missing_images(images, names):
+    """The names in `names` that are not readable files in the folder `images`."""
+    return [n for n in names if not os.access(os.path.join(images, n), os.R_OK)]
+
+
+def disco_command(disco, images, smp=1, memory="256M", disk=None, append=DISCO_APPEND, no_reboot=True):
+    cmd = [disco, "run", "--kernel", os.path.join(images, DISCO_KERNEL),
+           "--initrd", os.path.join(images, INITRAMFS), "--append", append,
+           "--smp", str(smp), "--memory", memory]
+    if disk:
+        cmd += ["--disk", disk]
+    if no_reboot:
+        cmd.append("--no-reboot")
+    return cmd
+
+
+def qemu_malta_command(images, smp=1, memory="256M", append=MALTA_APPEND, qemu="qemu-system-mips64el"):
+    # MIPS64R2-generic is the CPU Disco models (the 5kc-malta kernel is built for MIPS64 R2 and
+    # also runs on the default 5KEc). No NIC and no VGA: Debian's qemu-system-mips lacks their
+    # option ROMs, and neither is needed for a serial console. The monitor is off so that stdin
+    # goes to the serial port only.
+    return [qemu, "-M", "malta", "-cpu", "MIPS64R2-generic", "-m", memory, "-smp", str(smp),
+            "-nographic", "-vga", "none", "-nic", "none", "-monitor", "none", "-serial", "stdio",
+            "-no-reboot", "-kernel", os.path.join(images, MALTA_KERNEL),
+            "-initrd", os.path.join(images, INITRAMFS), "-append", append]

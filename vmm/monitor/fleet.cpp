@@ -1,0 +1,286 @@
+#include "vmm/monitor/fleet.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+namespace disco::monitor {
+namespace {
+std::string describe(const FleetVmEnd& end) {
+    switch (end.why) {
+        case FleetVmEnd::Why::PowerOff:
+            return "powered off";
+        case FleetVmEnd::Why::GuestStatus:
+            return fmt::format("guest exit status {}", end.status);
+        case FleetVmEnd::Why::Error:
+            return "stopped by the monitor after an error";
+        case FleetVmEnd::Why::StartFailed:
+            return "could not start";
+        case FleetVmEnd::Why::Stopped:
+            return "stopped";
+    }
+    return "ended";
+}
+
+FleetVmEnd end_of(const VmExit& exit) {
+    switch (exit.kind) {
+        case VmExit::Kind::GuestStatus:
+            return {FleetVmEnd::Why::GuestStatus, exit.status};
+        case VmExit::Kind::Error:
+            return {FleetVmEnd::Why::Error, exit.status};
+        default:
+            return {FleetVmEnd::Why::PowerOff, exit.status};
+    }
+}
+
+std::string console_line(const VmDefinition& def, const FleetConsole& console) {
+    switch (def.console.kind) {
+        case ConsoleSpec::Kind::Pty:
+            return fmt::format("vm {} console on {}", def.name, console.where());
+        case ConsoleSpec::Kind::Log:
+            return fmt::format("vm {} console in {}", def.name, console.where());
+        case ConsoleSpec::Kind::Stdio:
+            break;
+    }
+    return fmt::format("vm {} console on stdout", def.name);
+}
+}  // namespace
+
+Fleet::Fleet(FleetOptions options) : options_(options) {}
+
+Fleet::~Fleet() {
+    stop_all();
+    for (auto& slot : slots_)
+        if (slot->supervisor.joinable()) slot->supervisor.join();
+    for (auto& slot : slots_) slot->console->stop_input();
+}
+
+void Fleet::message(const std::string& text) const {
+    const std::string line = fmt::format("disco: {}\n", text);
+    [[maybe_unused]] const ssize_t n = ::write(options_.message_fd, line.data(), line.size());
+}
+
+const Fleet::Slot* Fleet::find(const std::string& name) const {
+    for (const auto& slot : slots_)
+        if (slot->def.name == name) return slot.get();
+    return nullptr;
+}
+
+Result<void, Error> Fleet::add(VmDefinition vm) {
+    {
+        std::lock_guard lock(mutex_);
+        if (find(vm.name)) return fail(Error{fmt::format("a VM named \"{}\" is already in the fleet", vm.name)});
+    }
+    auto console = FleetConsole::open(vm.console);
+    if (!console) return fail(Error{fmt::format("vm {}: {}", vm.name, console.error().message)});
+    auto slot = std::make_unique<Slot>();
+    slot->def = std::move(vm);
+    slot->console = std::move(*console);
+    std::lock_guard lock(mutex_);
+    if (find(slot->def.name))
+        return fail(Error{fmt::format("a VM named \"{}\" is already in the fleet", slot->def.name)});
+    slots_.push_back(std::move(slot));
+    return {};
+}
+
+void Fleet::start_all() {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    for (auto& owned : slots_) {
+        Slot& slot = *owned;
+        if (slot.supervisor.joinable() || slot.end) continue;
+        message(console_line(slot.def, *slot.console));
+        auto input = slot.console->start_input([this, &slot](std::span<const u8> bytes) {
+            std::lock_guard in_lock(mutex_);
+            if (slot.running) slot.running->console_input(bytes);
+        });
+        if (!input) message(fmt::format("vm {}: no console input: {}", slot.def.name, input.error().message));
+        slot.supervisor = std::thread([this, &slot] { supervise(slot); });
+    }
+}
+
+bool Fleet::stop(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    for (auto& slot : slots_) {
+        if (slot->def.name != name) continue;
+        slot->stop_requested = true;
+        if (slot->running) slot->running->request_exit({VmExit::Kind::PowerOff, 0});
+        return true;
+    }
+    return false;
+}
+
+void Fleet::stop_all() {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& slot : slots_) {
+        slot->stop_requested = true;
+        if (slot->running) slot->running->request_exit({VmExit::Kind::PowerOff, 0});
+    }
+}
+
+int Fleet::wait() {
+    std::unique_lock lock(mutex_);
+    ended_cv_.wait(lock, [this] {
+        for (const auto& slot : slots_)
+            if (slot->supervisor.joinable() && !slot->end) return false;
+        return true;
+    });
+    for (const auto& slot : slots_)
+        if (slot->end && slot->end->status != 0) return slot->end->status;
+    return 0;
+}
+
+std::optional<FleetVmEnd> Fleet::ended(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    const Slot* slot = find(name);
+    return slot ? slot->end : std::nullopt;
+}
+
+std::string Fleet::console_where(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    const Slot* slot = find(name);
+    return slot ? slot->console->where() : "";
+}
+
+void Fleet::supervise(Slot& slot) {
+    for (;;) {
+        if (auto end = run_once(slot)) {
+            finish(slot, *end);
+            return;
+        }
+        message(fmt::format("vm {} rebooted; restarting it", slot.def.name));
+    }
+}
+
+std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
+    {
+        std::lock_guard lock(mutex_);
+        if (slot.stop_requested) return FleetVmEnd{FleetVmEnd::Why::Stopped, 0};
+    }
+    VmConfig config = slot.def.config;
+    if (!config.max_insns) config.max_insns = options_.default_max_insns;
+    FleetConsole* console = slot.console.get();
+    config.console_out = [console](std::span<const u8> bytes) { console->write(bytes); };
+
+    auto vm = Vm::create(config);
+    if (!vm) {
+        message(fmt::format("vm {}: {}", slot.def.name, vm.error().message));
+        return FleetVmEnd{FleetVmEnd::Why::StartFailed, 2};  // as `disco run` exits on a bad kernel
+    }
+    {
+        // A stop that came while the Vm was being built applies to it now.
+        std::lock_guard lock(mutex_);
+        slot.running = vm->get();
+        if (slot.stop_requested) slot.running->request_exit({VmExit::Kind::PowerOff, 0});
+    }
+    const VmExit exit = (*vm)->run();
+    bool stopped = false;
+    {
+        std::lock_guard lock(mutex_);
+        slot.running = nullptr;  // the pty reader no longer reaches this Vm
+        stopped = slot.stop_requested;
+    }
+    console->flush();
+    if (options_.stats) {
+        const double secs = (*vm)->run_seconds();
+        const auto insns = (*vm)->retired_instructions();
+        message(fmt::format("vm {}: {} instructions in {:.3f} s: {:.1f} guest MIPS", slot.def.name, insns, secs,
+                            secs > 0 ? insns / secs / 1e6 : 0.0));
+    }
+    if (stopped) return FleetVmEnd{FleetVmEnd::Why::Stopped, 0};
+    if (exit.kind != VmExit::Kind::Reboot) return end_of(exit);
+    if (slot.def.reboot == RebootPolicy::Exit) {
+        message(fmt::format("vm {} rebooted; not restarting it (\"reboot\": \"exit\")", slot.def.name));
+        return FleetVmEnd{FleetVmEnd::Why::PowerOff, 0};
+    }
+    return std::nullopt;
+}
+
+void Fleet::finish(Slot& slot, FleetVmEnd end) {
+    message(fmt::format("vm {} ended: {} (status {})", slot.def.name, describe(end), end.status));
+    std::lock_guard lock(mutex_);
+    slot.end = end;
+    ended_cv_.notify_all();
+}
+
+namespace {
+/// SIGINT and SIGTERM, taken from every thread and read from a signalfd by one
+/// watcher: the first stops every VM cleanly, a second exits at once.
+class StopOnSignals {
+public:
+    explicit StopOnSignals(Fleet& fleet) : fleet_(fleet) {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        // Blocked before any VM thread exists, so every thread inherits it.
+        pthread_sigmask(SIG_BLOCK, &set_, &old_);
+        signal_fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC);
+        done_fd_ = ::eventfd(0, EFD_CLOEXEC);
+        if (signal_fd_ >= 0 && done_fd_ >= 0) watcher_ = std::thread([this] { watch(); });
+    }
+    ~StopOnSignals() {
+        if (watcher_.joinable()) {
+            const u64 one = 1;
+            [[maybe_unused]] const ssize_t n = ::write(done_fd_, &one, sizeof one);
+            watcher_.join();
+        }
+        if (signal_fd_ >= 0) ::close(signal_fd_);
+        if (done_fd_ >= 0) ::close(done_fd_);
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    StopOnSignals(const StopOnSignals&) = delete;
+    StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+private:
+    void watch() {
+        bool stopping = false;
+        for (;;) {
+            pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
+            if (::poll(fds, 2, -1) < 0 && errno != EINTR) return;
+            if (fds[1].revents) return;
+            signalfd_siginfo info{};
+            if (!(fds[0].revents & POLLIN) || ::read(signal_fd_, &info, sizeof info) != sizeof info) continue;
+            const int sig = static_cast<int>(info.ssi_signo);
+            if (stopping) {
+                std::fprintf(stderr, "disco: SIG%s again: exiting without waiting for the VMs\n", sigabbrev_np(sig));
+                std::_Exit(128 + sig);
+            }
+            stopping = true;
+            std::fprintf(stderr, "disco: SIG%s: stopping every VM\n", sigabbrev_np(sig));
+            fleet_.stop_all();
+        }
+    }
+
+    Fleet& fleet_;
+    sigset_t set_{}, old_{};
+    int signal_fd_ = -1, done_fd_ = -1;
+    std::thread watcher_;
+};
+}  // namespace
+
+int run_fleet(const std::vector<std::string>& files, const FleetOptions& options) {
+    auto defs = load_vm_files(files);
+    if (!defs) {
+        std::fprintf(stderr, "disco: %s\n", defs.error().message.c_str());
+        return 2;
+    }
+    Fleet fleet(options);
+    for (auto& def : *defs) {
+        if (auto added = fleet.add(std::move(def)); !added) {
+            std::fprintf(stderr, "disco: %s\n", added.error().message.c_str());
+            return 2;
+        }
+    }
+    StopOnSignals signals(fleet);
+    fleet.start_all();
+    return fleet.wait();
+}
+}  // namespace disco::monitor
