@@ -51,6 +51,7 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr 
     r->vm_id_ = vm_id;
     r->state_.reset(new std::atomic<u32>[pages]());
     r->frames_.reserve(pages);
+    r->first_frame_ = first->index;
     for (u32 i = 0; i < pages; ++i) {
         const MachineFrame f(first->index + i);
         r->frames_.push_back(f);

@@ -105,6 +105,7 @@ private:
     MachineMemory* mm_ = nullptr;
     u32 vm_id_ = 0;
     std::vector<MachineFrame> frames_;                                 // primary frame per page
+    u32 first_frame_ = 0;  // the run the views were mapped from: page i first shows first_frame_ + i
     std::unordered_map<u64, std::vector<MachineFrame>> replicas_;     // page -> frame per view
 };
 
@@ -174,7 +175,11 @@ private:
     Result<u32, PageOpError> claim(const PageRef& p);
     void shoot_down();
     Result<void, PageOpError> collapse_locked(const PageRef& p, u32 old_state);
-    bool remap(const PageRef& p, unsigned view, MachineFrame f);
+    /// Points one view page at another frame (mmap MAP_FIXED); false on failure
+    /// (the view then still shows `from`). Keeps the mapping budget's count.
+    bool remap(const PageRef& p, unsigned view, MachineFrame from, MachineFrame to);
+    /// Whether `extra` more displaced view pages fit the process's mapping budget.
+    static bool mapping_budget_allows(u64 extra);
 
     std::vector<std::unique_ptr<RamRegion>> regions_;
     std::function<void(u64)> dma_observer_;

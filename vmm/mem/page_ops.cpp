@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -23,6 +25,27 @@
 
 namespace disco {
 namespace {
+// Mapping budget. Every view page that shows a frame other than the one its
+// region's run gave it splits the view's mapping (a VMA of its own), and
+// Linux limits a process to vm.max_map_count of them (65530 by default).
+// When a remap fails the view keeps showing its old frame, which must then
+// stay allocated; so page operations keep the number of such "displaced"
+// view pages, for the whole monitor (VMAs are a per-process resource), under
+// half the limit and refuse operations beyond it.
+std::atomic<i64> g_displaced{0};
+i64 mapping_budget() {
+    static const i64 budget = [] {
+        i64 max = 65530;
+        if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+            long long v = 0;
+            if (std::fscanf(f, "%lld", &v) == 1 && v > 0) max = v;
+            std::fclose(f);
+        }
+        return std::max<i64>(256, (max - 8192) / 2);
+    }();
+    return budget;
+}
+
 PageOpError op_error(PageOpError::Kind kind, std::string message) { return PageOpError{kind, std::move(message)}; }
 }  // namespace
 
@@ -46,11 +69,18 @@ void GuestRam::shoot_down() {
                                   std::memory_order_relaxed);
 }
 
-bool GuestRam::remap(const PageRef& p, unsigned view, MachineFrame f) {
+bool GuestRam::mapping_budget_allows(u64 extra) {
+    return g_displaced.load(std::memory_order_relaxed) + static_cast<i64>(extra) <= mapping_budget();
+}
+
+bool GuestRam::remap(const PageRef& p, unsigned view, MachineFrame from, MachineFrame to) {
     u8* at = p.region->views_[view] + (p.index << kPageShift);
     void* r = mmap(at, kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mm_->fd(),
-                   static_cast<off_t>(mm_->file_offset(f)));
-    return r == at;
+                   static_cast<off_t>(mm_->file_offset(to)));
+    if (r != at) return false;
+    const u32 home = p.region->first_frame_ + static_cast<u32>(p.index);
+    g_displaced.fetch_add((to.index != home) - (from.index != home), std::memory_order_relaxed);
+    return true;
 }
 
 Result<NodeId, PageOpError> GuestRam::node_of(u64 ppage) const {
@@ -86,6 +116,10 @@ Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
     }
+    if (!mapping_budget_allows(r.view_count())) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NoMemory, "the monitor's view mapping budget is spent"));
+    }
     shoot_down();
     auto fresh = mm_->allocate(node, Placement::Bind);
     if (!fresh) {
@@ -94,9 +128,17 @@ Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
     }
     std::memcpy(mm_->host(*fresh), mm_->host(old), kPageSize);
     for (unsigned v = 0; v < r.view_count(); ++v) {
-        if (!remap(*p, v, *fresh)) {
-            // Views already moved keep showing the copy, which is identical; undo them.
-            for (unsigned u = 0; u < v; ++u) (void)remap(*p, u, old);
+        if (!remap(*p, v, old, *fresh)) {
+            // Views already moved show the copy, which is identical: move them
+            // back. If even that fails, the page's views would disagree on
+            // its frame: stop rather than let a guest see torn memory.
+            for (unsigned u = 0; u < v; ++u) {
+                if (!remap(*p, u, *fresh, old)) {
+                    std::fputs("disco: fatal: cannot restore a guest page's view mapping after a failed migration\n",
+                               stderr);
+                    std::abort();
+                }
+            }
             (void)mm_->release(*fresh);
             st.store(before, std::memory_order_release);
             return fail(op_error(PageOpError::Kind::NoMemory, "mmap of the view failed"));
@@ -125,6 +167,10 @@ Result<void, PageOpError> GuestRam::replicate(u64 ppage) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::AlreadyThere, "page is replicated already"));
     }
+    if (!mapping_budget_allows(r.view_count())) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NoMemory, "the monitor's view mapping budget is spent"));
+    }
     shoot_down();
     const MachineFrame primary = r.frames_[p->index];
     std::vector<MachineFrame> copies(r.view_count(), primary);
@@ -133,7 +179,7 @@ Result<void, PageOpError> GuestRam::replicate(u64 ppage) {
         auto f = mm_->allocate(v, Placement::Bind);
         if (!f) continue;  // that node is full: its view keeps the primary
         std::memcpy(mm_->host(*f), mm_->host(primary), kPageSize);
-        if (!remap(*p, v, *f)) {
+        if (!remap(*p, v, primary, *f)) {
             (void)mm_->release(*f);
             continue;
         }
@@ -165,11 +211,21 @@ Result<void, PageOpError> GuestRam::collapse_locked(const PageRef& p, u32 before
     // No shootdown: a replicated page never had a write permission anywhere.
     const MachineFrame primary = r.frames_[p.index];
     auto it = r.replicas_.find(p.index);
+    bool complete = true;
     for (unsigned v = 0; v < r.view_count(); ++v) {
-        if (it != r.replicas_.end() && it->second[v] != primary) {
-            (void)remap(p, v, primary);
-            (void)mm_->release(it->second[v]);
+        if (it == r.replicas_.end() || it->second[v] == primary) continue;
+        // A view that cannot be moved back keeps its replica (still
+        // allocated, so nothing else shows through); the page stays replicated.
+        if (!remap(p, v, it->second[v], primary)) {
+            complete = false;
+            continue;
         }
+        (void)mm_->release(it->second[v]);
+        it->second[v] = primary;
+    }
+    if (!complete) {
+        st.store(before & ~page_state::kMoving, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NoMemory, "mmap of a view failed; the page stays replicated"));
     }
     if (it != r.replicas_.end()) r.replicas_.erase(it);
     st.store(0, std::memory_order_release);
