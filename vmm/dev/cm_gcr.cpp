@@ -62,14 +62,7 @@ CmGcr::CmGcr(unsigned n_cores, u64 gcr_base, u64 gic_base, u64 cpc_base)
 }
 
 u64 CmGcr::mmio_read(u64 offset, unsigned size) {
-    bool ok;
-    u64 v;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        v = reg32::read(offset, size, ok, [&](u64 off) { return read_word_locked(off); });
-    }
-    if (!ok) unimplemented_.note(offset, size, false);
-    return v;
+    return reg32::locked_read(mutex_, unimplemented_, offset, size, [&](u64 off) { return read_word_locked(off); });
 }
 
 void CmGcr::mmio_write(u64 offset, unsigned size, u64 value) {

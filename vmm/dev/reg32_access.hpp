@@ -9,6 +9,9 @@
 //     (reads as 0): the CPS manuals define only word accesses, and guessing a
 //     partial-write rule could corrupt state.
 #pragma once
+#include <mutex>
+
+#include "vmm/dev/unimplemented.hpp"
 #include "vmm/util/types.hpp"
 
 namespace disco::dev::reg32 {
@@ -29,6 +32,20 @@ u64 read(u64 offset, unsigned size, bool& ok, ReadWord&& read_word) {
     if (size == 4) return word;
     const unsigned shift = 8 * static_cast<unsigned>(offset & 3);
     return (word >> shift) & (size == 1 ? 0xFFu : 0xFFFFu);
+}
+
+/// read() under the device's lock; an access the block does not define is
+/// logged once (outside the lock) and reads as zero.
+template <class ReadWord>
+u64 locked_read(std::mutex& mutex, UnimplementedRegisterLog& log, u64 offset, unsigned size, ReadWord&& read_word) {
+    bool ok;
+    u64 v;
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        v = read(offset, size, ok, read_word);
+    }
+    if (!ok) log.note(offset, size, false);
+    return v;
 }
 
 /// Writes through write_word(word_offset, u32). Returns false (and writes
