@@ -5,10 +5,13 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
+#include <mutex>
 
 #include "vmm/monitor/fleet.hpp"
 #include "vmm/monitor/host_console.hpp"
+#include "vmm/monitor/signal_watch.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/util/size.hpp"
 
@@ -39,6 +42,8 @@ disco::Result<disco::board::DiskSpec, disco::Error> parse_disk(const std::string
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Before any thread exists (signal_watch.hpp): SIGUSR1 prints the VMs' state.
+    disco::monitor::block_monitor_signals();
     CLI::App app{"Disco: a virtual machine monitor for MIPS64 guests on NUMA hosts", "disco"};
     app.require_subcommand(1);
     CLI::App* run = app.add_subcommand("run", "Boot one VM and attach its console to this terminal");
@@ -112,14 +117,30 @@ int main(int argc, char** argv) {
         (!config.initrd.empty() || !config.cmdline.empty() || !config.disks.empty()))
         return fail_line("--initrd, --append and --disk need the virt machine (-M virt)");
 
+    // SIGUSR1: the running VM's vCPU and device state on stderr (a hung guest).
+    std::mutex current_mutex;
+    disco::monitor::Vm* current = nullptr;
+    disco::monitor::SignalWatch dump_on_signal({SIGUSR1}, [&](int) {
+        std::lock_guard lock(current_mutex);
+        if (current) std::fputs(("\ndisco: SIGUSR1: the VM's state\n" + current->describe_state("disco: ")).c_str(), stderr);
+    });
+    const auto set_current = [&](disco::monitor::Vm* vm) {
+        std::lock_guard lock(current_mutex);
+        current = vm;
+    };
     for (;;) {
         auto vm = disco::monitor::Vm::create(config);
         if (!vm) return fail_line(vm.error().message);
-        disco::monitor::Vm* current = vm->get();
-        disco::monitor::HostConsole console([current](std::span<const disco::u8> bytes) { current->console_input(bytes); },
-                                            [current] {
+        set_current(vm->get());
+        struct ClearCurrent {
+            decltype(set_current)& clear;
+            ~ClearCurrent() { clear(nullptr); }
+        } clear_current{set_current};
+        disco::monitor::Vm* const this_vm = vm->get();
+        disco::monitor::HostConsole console([this_vm](std::span<const disco::u8> bytes) { this_vm->console_input(bytes); },
+                                            [this_vm] {
                                                 std::fprintf(stderr, "\r\ndisco: terminated by the console (Ctrl-A x)\r\n");
-                                                current->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
+                                                this_vm->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
                                             });
         if (auto started = console.start(); !started) return fail_line(started.error().message);
         const disco::monitor::VmExit exit = (*vm)->run();

@@ -251,6 +251,17 @@ class Console:
                 self._drain(2.0)
                 self._fail(f"the output shows {p.pattern!r}")
 
+    def _dump_state(self):
+        """A hung guest: SIGUSR1 makes the monitor print every vCPU's and device's state on stderr
+        (vmm/monitor/signal_watch.hpp), which lands in the transcript and the failure's tail."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except (ProcessLookupError, PermissionError):
+            return
+        self._drain(2.0)
+
     def _drain(self, seconds):
         """Collects output for a few more seconds, for context (a panic's backtrace)."""
         patterns, self.fail_patterns = self.fail_patterns, []
@@ -260,6 +271,8 @@ class Console:
         self.fail_patterns = patterns
 
     def _fail(self, reason, error=ConsoleError):
+        if error is ConsoleTimeout:
+            self._dump_state()
         self.kill()
         self._write_log(f"\n[console: {reason}]\n".encode())
         raise error(f"{' '.join(self.argv[:1])}: {reason} ({self.elapsed:.1f} s after start); "

@@ -39,6 +39,10 @@ public:
     virtual u64 retired() const = 0;
     /// Where the vCPU is, for error messages and traces.
     virtual std::string describe() const = 0;
+    /// Asks the vCPU to report its state at its next safe point (any thread).
+    virtual void request_report() = 0;
+    /// The latest report and its sequence number (0: none yet); any thread.
+    virtual std::pair<u64, std::string> last_report() const = 0;
 };
 
 /// The software CPU: the pre-decoded interpreter of vmm/cpu.

@@ -21,6 +21,8 @@ public:
     void power_down() override { cpu_.request_power_down(); }
     u64 retired() const override { return cpu_.retired(); }
     std::string describe() const override { return cpu_.where(); }
+    void request_report() override { cpu_.request_report(); }
+    std::pair<u64, std::string> last_report() const override { return cpu_.last_report(); }
 
 private:
     cpu::Cpu cpu_;

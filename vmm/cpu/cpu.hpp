@@ -148,6 +148,12 @@ public:
     unsigned index() const { return index_; }
     /// A one-line description of where the CPU is (pc and the instruction there).
     std::string where() const;
+    /// Diagnostics (a hung guest): asks the vCPU to describe its state at its
+    /// next safe point (any thread). Only the vCPU's own thread reads its
+    /// registers; a vCPU that never answers is stuck inside the monitor.
+    void request_report();
+    /// The latest report and its sequence number (0: none yet); any thread.
+    std::pair<u64, std::string> last_report() const;
 
     // ---- used by the handlers (vmm/cpu/interp/) ----
     u64 pc_of(const Decoded* d) const { return cur_vbase + (static_cast<u64>(d - cur_page->insns) << 2); }
@@ -196,6 +202,11 @@ public:
     }
     void acknowledge_shootdown();
     void drop_write_tags();
+    /// Safe point for diagnostics: answers request_report(). `activity` says what the vCPU does.
+    void poll_report(const char* activity) {
+        if (report_requested_.load(std::memory_order_relaxed)) [[unlikely]]
+            make_report(activity);
+    }
 
     u64 count_offset_ticks = 0;
 
@@ -247,6 +258,11 @@ private:
     std::condition_variable wait_cv_;
     std::atomic<u64> kicks_{0};
     u64 shootdown_seen_ = 0;
+    std::atomic<bool> report_requested_{false};
+    mutable std::mutex report_mutex_;
+    std::string report_;
+    u64 report_seq_ = 0;
+    void make_report(const char* activity);
     /// Sleeps (WAIT, held in reset) are quiescent for shootdowns.
     void enter_quiescent();
     void leave_quiescent();

@@ -48,6 +48,7 @@ bool Cpu::service_power() {
             powered_.store(true, std::memory_order_release);
         }
         if (powered()) return true;
+        poll_report("held in reset");
         // Held in reset: sleep until a request or the VM's end.
         const u64 seen = kicks_.load(std::memory_order_acquire);
         if (bus_.stop->load(std::memory_order_acquire)) return false;

@@ -73,6 +73,7 @@ RunExit Cpu::run(u64 max_insns) {
             if (!service_power()) return RunExit::Stopped;
         check_timer(now_ns());
         poll_shootdown();
+        poll_report("running");
         const u64 slice_end = std::min(end, retired_ + kSliceInsns);
         while (retired_ < slice_end) {
             if (!pending_delay && interrupt_pending()) take_interrupt();
@@ -127,6 +128,27 @@ RunExit Cpu::run(u64 max_insns) {
         }
     }
     return RunExit::BudgetSpent;
+}
+
+void Cpu::request_report() {
+    report_requested_.store(true, std::memory_order_relaxed);
+    kick();
+}
+
+std::pair<u64, std::string> Cpu::last_report() const {
+    std::lock_guard<std::mutex> lock(report_mutex_);
+    return {report_seq_, report_};
+}
+
+void Cpu::make_report(const char* activity) {
+    report_requested_.store(false, std::memory_order_relaxed);
+    std::string text = fmt::format(
+        "vCPU {}: {}, {} status={:#x} cause={:#x} (lines {:#x}) epc={:#x} count-compare={} retired={}", index_,
+        activity, where(), cp0.status, (cp0.cause & ~cause::IP) | cause_ip(), irq_lines_.load(), cp0.epc,
+        static_cast<i64>(static_cast<i32>(cp0.compare - read_count())), retired());
+    std::lock_guard<std::mutex> lock(report_mutex_);
+    report_ = std::move(text);
+    ++report_seq_;
 }
 
 std::string Cpu::where() const {

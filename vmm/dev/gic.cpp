@@ -1,5 +1,7 @@
 #include "vmm/dev/gic.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -349,6 +351,24 @@ void Gic::deliver_lines() {
         reported_[vp] = level[vp];
         if (cpu_line_) cpu_line_(vp, level[vp]);
     }
+}
+
+std::string Gic::describe_state() const {
+    // try_lock: a diagnostic of a hung VM must not hang on the lock itself.
+    std::unique_lock<std::mutex> delivery(line_mutex_, std::try_to_lock);
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+    if (!delivery || !lock) return "busy (a GIC lock is held)";
+    std::string text = fmt::format("pending={:#x} mask={:#x} edge-latch={:#x} counter={}", pending_locked(), mask_,
+                                   edge_latch_, counter_.value(now()));
+    for (u64 bits = pending_locked() & mask_; bits; bits &= bits - 1) {
+        const unsigned n = std::countr_zero(bits);
+        text += fmt::format(" irq{}->vp{:#x}", n, map_vp_[n]);
+    }
+    for (unsigned vp = 0; vp < n_vps_; ++vp)
+        text += fmt::format(" vp{}:{}{}{}", vp, reported_[vp] ? "line-up" : "line-down",
+                            vps_[vp].compare_pending ? ",compare-pending" : "",
+                            vps_[vp].compare_armed ? fmt::format(",compare@{}", vps_[vp].compare) : "");
+    return text;
 }
 
 void Gic::timer_main() {

@@ -70,6 +70,7 @@ public:
     u64 mmio_read(u64 offset, unsigned size) override;
     void mmio_write(u64 offset, unsigned size, u64 value) override;
     std::string name() const override { return "mips-gic"; }
+    std::string describe_state() const override;
 
     /// Drives shared interrupt input irq (any thread); out-of-range irqs are ignored.
     void set_input(unsigned irq, bool level);
@@ -120,7 +121,7 @@ private:
     std::array<u32, kSharedInterrupts> map_vp_;
     std::vector<Vp> vps_;
 
-    std::mutex line_mutex_;       // serialises cpu_line calls
+    mutable std::mutex line_mutex_;  // serialises cpu_line calls
     std::vector<bool> reported_;  // last level given to cpu_line, under line_mutex_
 
     std::condition_variable timer_cv_;  // with mutex_: a deadline moved, or stopping

@@ -1,5 +1,7 @@
 #include "vmm/dev/uart16550.hpp"
 
+#include <fmt/format.h>
+
 namespace disco::dev {
 namespace {
 // Register offsets (PC16550D, register summary table): DLAB=1 turns
@@ -213,6 +215,13 @@ void Uart16550::refill_rx_locked() {
         rx_fifo_.push_back(backlog_.front());
         backlog_.pop_front();
     }
+}
+
+std::string Uart16550::describe_state() const {
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);  // a diagnostic must not hang
+    if (!lock) return "busy (its lock is held)";
+    return fmt::format("ier={:#x} iir={:#x} lcr={:#x} mcr={:#x} fcr={:#x} rx={} backlog={} thre-pending={} irq={}", ier_,
+                       iir_locked(), lcr_, mcr_, fcr_, rx_fifo_.size(), backlog_.size(), thre_pending_, irq_level_);
 }
 
 void Uart16550::update_irq_locked() {

@@ -40,6 +40,7 @@ public:
     u64 mmio_read(u64 offset, unsigned size) override;
     void mmio_write(u64 offset, unsigned size, u64 value) override;
     std::string name() const override { return "uart16550"; }
+    std::string describe_state() const override;
 
     /// Queues bytes arriving on the serial line (any thread).
     void push_input(std::span<const u8> bytes);

@@ -21,6 +21,8 @@ public:
     virtual u64 mmio_read(u64 offset, unsigned size) = 0;
     virtual void mmio_write(u64 offset, unsigned size, u64 value) = 0;
     virtual std::string name() const = 0;
+    /// One line of internal state for diagnostics (a hung guest); "" when there is nothing to say.
+    virtual std::string describe_state() const { return {}; }
 };
 
 /// The vCPU whose access is being served. Per-CPU register blocks (the GIC's

@@ -3,13 +3,13 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+
+#include "vmm/monitor/signal_watch.hpp"
 
 namespace disco::monitor {
 namespace {
@@ -204,6 +204,14 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
     return std::nullopt;
 }
 
+std::string Fleet::describe_state() const {
+    std::lock_guard lock(mutex_);
+    std::string text;
+    for (const auto& slot : slots_)
+        if (slot->running) text += slot->running->describe_state(fmt::format("disco: vm {}: ", slot->def.name));
+    return text;
+}
+
 void Fleet::finish(Slot& slot, FleetVmEnd end) {
     message(fmt::format("vm {} ended: {} (status {})", slot.def.name, describe(end), end.status));
     std::lock_guard lock(mutex_);
@@ -212,57 +220,46 @@ void Fleet::finish(Slot& slot, FleetVmEnd end) {
 }
 
 namespace {
-/// SIGINT and SIGTERM, taken from every thread and read from a signalfd by one
-/// watcher: the first stops every VM cleanly, a second exits at once.
-class StopOnSignals {
+/// SIGINT and SIGTERM, taken from every thread and read by one watcher: the
+/// first stops every VM cleanly, a second exits at once. SIGUSR1 prints the
+/// state of every running VM.
+class FleetSignals {
 public:
-    explicit StopOnSignals(Fleet& fleet) : fleet_(fleet) {
+    explicit FleetSignals(Fleet& fleet) : fleet_(fleet) {
         sigemptyset(&set_);
         sigaddset(&set_, SIGINT);
         sigaddset(&set_, SIGTERM);
         // Blocked before any VM thread exists, so every thread inherits it.
         pthread_sigmask(SIG_BLOCK, &set_, &old_);
-        signal_fd_ = ::signalfd(-1, &set_, SFD_CLOEXEC);
-        done_fd_ = ::eventfd(0, EFD_CLOEXEC);
-        if (signal_fd_ >= 0 && done_fd_ >= 0) watcher_ = std::thread([this] { watch(); });
+        watch_.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGUSR1}, [this](int sig) { on_signal(sig); });
     }
-    ~StopOnSignals() {
-        if (watcher_.joinable()) {
-            const u64 one = 1;
-            [[maybe_unused]] const ssize_t n = ::write(done_fd_, &one, sizeof one);
-            watcher_.join();
-        }
-        if (signal_fd_ >= 0) ::close(signal_fd_);
-        if (done_fd_ >= 0) ::close(done_fd_);
+    ~FleetSignals() {
+        watch_.reset();
         pthread_sigmask(SIG_SETMASK, &old_, nullptr);
     }
-    StopOnSignals(const StopOnSignals&) = delete;
-    StopOnSignals& operator=(const StopOnSignals&) = delete;
+    FleetSignals(const FleetSignals&) = delete;
+    FleetSignals& operator=(const FleetSignals&) = delete;
 
 private:
-    void watch() {
-        bool stopping = false;
-        for (;;) {
-            pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {done_fd_, POLLIN, 0}};
-            if (::poll(fds, 2, -1) < 0 && errno != EINTR) return;
-            if (fds[1].revents) return;
-            signalfd_siginfo info{};
-            if (!(fds[0].revents & POLLIN) || ::read(signal_fd_, &info, sizeof info) != sizeof info) continue;
-            const int sig = static_cast<int>(info.ssi_signo);
-            if (stopping) {
-                std::fprintf(stderr, "disco: SIG%s again: exiting without waiting for the VMs\n", sigabbrev_np(sig));
-                std::_Exit(128 + sig);
-            }
-            stopping = true;
-            std::fprintf(stderr, "disco: SIG%s: stopping every VM\n", sigabbrev_np(sig));
-            fleet_.stop_all();
+    void on_signal(int sig) {
+        if (sig == SIGUSR1) {
+            const std::string state = "\ndisco: SIGUSR1: the VMs' state\n" + fleet_.describe_state();
+            std::fputs(state.c_str(), stderr);
+            return;
         }
+        if (stopping_) {
+            std::fprintf(stderr, "disco: SIG%s again: exiting without waiting for the VMs\n", sigabbrev_np(sig));
+            std::_Exit(128 + sig);
+        }
+        stopping_ = true;
+        std::fprintf(stderr, "disco: SIG%s: stopping every VM\n", sigabbrev_np(sig));
+        fleet_.stop_all();
     }
 
     Fleet& fleet_;
     sigset_t set_{}, old_{};
-    int signal_fd_ = -1, done_fd_ = -1;
-    std::thread watcher_;
+    bool stopping_ = false;  // the watcher thread's own
+    std::optional<SignalWatch> watch_;
 };
 }  // namespace
 
@@ -279,7 +276,7 @@ int run_fleet(const std::vector<std::string>& files, const FleetOptions& options
             return 2;
         }
     }
-    StopOnSignals signals(fleet);
+    FleetSignals signals(fleet);
     fleet.start_all();
     return fleet.wait();
 }

@@ -66,6 +66,8 @@ public:
     int wait();
     /// How the VM ended, once it has.
     std::optional<FleetVmEnd> ended(const std::string& name) const;
+    /// Every running VM's vCPU and device state (Vm::describe_state), for SIGUSR1.
+    std::string describe_state() const;
     /// The VM's console's log file or /dev/pts/N ("" for stdio); "" if unknown.
     std::string console_where(const std::string& name) const;
 

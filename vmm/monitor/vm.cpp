@@ -192,6 +192,28 @@ void Vm::bind_to_home_node(unsigned vcpu) {
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+std::string Vm::describe_state(const std::string& prefix) const {
+    std::vector<u64> before;
+    for (const auto& v : vcpus_) {
+        before.push_back(v->last_report().first);
+        v->request_report();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    std::string text;
+    for (unsigned i = 0; i < vcpus_.size(); ++i) {
+        auto [seq, report] = vcpus_[i]->last_report();
+        while (seq == before[i] && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            std::tie(seq, report) = vcpus_[i]->last_report();
+        }
+        text += prefix + (seq != before[i] ? report : fmt::format("vCPU {}: no answer within 1 s (stuck in the monitor)", i)) + "\n";
+    }
+    for (const auto& device : virt_.devices)
+        if (const std::string state = device->describe_state(); !state.empty())
+            text += fmt::format("{}{}: {}\n", prefix, device->name(), state);
+    return text;
+}
+
 u64 Vm::retired_instructions() const {
     u64 n = 0;
     for (const auto& v : vcpus_) n += v->retired();

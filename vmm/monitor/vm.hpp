@@ -62,6 +62,10 @@ public:
     void abort_with(const std::string& message);
     /// Bytes typed on the console (any thread).
     void console_input(std::span<const u8> bytes);
+    /// Diagnostics for a hung guest: each vCPU's state (reported by the vCPU
+    /// at a safe point; one that does not answer within a second is named as
+    /// stuck) and the devices' state, one line each, prefixed with `prefix`.
+    std::string describe_state(const std::string& prefix) const;
 
     u64 retired_instructions() const;
     GuestRam& ram() { return ram_; }

@@ -283,4 +283,12 @@ void VirtioMmio::device_error(std::string_view what) {
     }
     raise_interrupt(kInterruptConfigChange);
 }
+std::string VirtioMmio::describe_state() const {
+    if (!device_) return {};
+    std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);  // a diagnostic must not hang
+    std::unique_lock<std::mutex> irq_lock(irq_mutex_, std::try_to_lock);
+    if (!lock || !irq_lock) return "busy (its lock is held)";
+    return fmt::format("status={:#x} interrupt-status={:#x} irq={} needs-reset={} active={}", status_,
+                       interrupt_status_, irq_level_, needs_reset_.load(), active_);
+}
 }  // namespace disco::dev

@@ -48,6 +48,7 @@ public:
     u64 mmio_read(u64 offset, unsigned size) override;
     void mmio_write(u64 offset, unsigned size, u64 value) override;
     std::string name() const override { return name_; }
+    std::string describe_state() const override;
 
     /// The device behind the transport (null for an empty slot).
     VirtioDevice* device() const { return device_.get(); }
@@ -88,7 +89,7 @@ private:
     std::vector<Queue> queues_;
 
     std::atomic<bool> needs_reset_{false};
-    std::mutex irq_mutex_;  // the interrupt state below
+    mutable std::mutex irq_mutex_;  // the interrupt state below
     u32 interrupt_status_ = 0;
     bool irq_level_ = false;
 };
