@@ -28,7 +28,7 @@ inline void fuzz_check(bool ok) {
     if (!ok) std::abort();
 }
 
-inline bool in_ram(const GuestRam& ram, const dev::DescSegment& s) { return ram.host_span(s.addr, s.len).has_value(); }
+inline bool in_ram(const GuestRam& ram, const dev::DescSegment& s) { return ram.is_ram(s.addr, s.len); }
 
 /// Pops everything the queue offers, checks each chain and returns it used.
 inline void walk_queue(GuestRam& ram, dev::VirtQueue& q) {
@@ -53,7 +53,7 @@ inline void walk_queue(GuestRam& ram, dev::VirtQueue& q) {
             const auto& region = *ram.regions().front();
             for (const iovec& v : req->iov) {
                 const u8* p = static_cast<const u8*>(v.iov_base);
-                fuzz_check(p >= region.host() && p + v.iov_len <= region.host() + region.size());
+                fuzz_check(p >= region.plain_host() && p + v.iov_len <= region.plain_host() + region.size());
             }
             if (!req->iov.empty())
                 fuzz_check(req->offset + req->length <= disk.capacity_sectors * dev::blk::kSectorSize);

@@ -125,7 +125,7 @@ Result<Segment, LoadError> plan_segment(usize i, const GElf_Phdr& ph, u64 file_s
         return problem(Kind::SegmentNotUnmapped,
                        fmt::format("segment {} ({:#x}, size {:#x}) runs past the end of its unmapped segment", i, addr,
                                    ph.p_memsz));
-    if (!ram.host_span(GuestPhysAddr(*phys), ph.p_memsz))
+    if (!ram.is_ram(GuestPhysAddr(*phys), ph.p_memsz))
         return problem(
             Kind::SegmentOutsideRam,
             fmt::format("segment {} (physical {:#x}-{:#x}) does not fit in guest RAM", i, *phys, *phys_last));
@@ -198,13 +198,15 @@ Result<LoadedKernel, LoadError> load_kernel_elf(const std::string& path, GuestRa
         return problem(Kind::EntryOutsideSegments,
                        fmt::format("entry point {:#x} is not inside any loaded segment", eh.e_entry));
 
-    // Every segment checked: copy. host_span was checked by plan_segment.
+    // Every segment checked (plan_segment: it is RAM): copy, with .bss zeroed.
     kernel.phys_low = ~0ull;
+    std::vector<u8> image;
     for (const Segment& s : segments) {
-        const std::span<u8> dest = *ram.host_span(GuestPhysAddr(s.phys), s.mem_size);
-        if (!pread_all(file.fd, s.file_offset, dest.first(s.file_size)))
+        image.assign(s.mem_size, 0);
+        if (!pread_all(file.fd, s.file_offset, std::span<u8>(image).first(s.file_size)))
             return problem(Kind::Unreadable, "file changed or became unreadable while loading");
-        std::memset(dest.data() + s.file_size, 0, s.mem_size - s.file_size);  // .bss
+        if (!ram.write(GuestPhysAddr(s.phys), image))
+            return problem(Kind::SegmentOutsideRam, fmt::format("segment at physical {:#x} does not fit in guest RAM", s.phys));
         kernel.phys_low = std::min(kernel.phys_low, s.phys);
         kernel.phys_high = std::max(kernel.phys_high, s.phys + s.mem_size);
     }

@@ -202,6 +202,10 @@ public:
     }
     void acknowledge_shootdown();
     void drop_write_tags();
+    /// Drops every soft-TLB entry that translates to guest-physical page ppage.
+    void drop_guest_page(u64 ppage);
+    /// A store to a write-denied page: makes it writable; returns its (new) host page.
+    u8* resolve_write(u64 paddr);
     /// Safe point for diagnostics: answers request_report(). `activity` says what the vCPU does.
     void poll_report(const char* activity) {
         if (report_requested_.load(std::memory_order_relaxed)) [[unlikely]]
@@ -266,6 +270,14 @@ private:
     /// Sleeps (WAIT, held in reset) are quiescent for shootdowns.
     void enter_quiescent();
     void leave_quiescent();
+    /// Quiescent for a scope (shootdown.hpp): around device accesses and waits in slow paths.
+    struct Quiescent {
+        Cpu& cpu;
+        explicit Quiescent(Cpu& c) : cpu(c) { cpu.enter_quiescent(); }
+        ~Quiescent() { cpu.leave_quiescent(); }
+        Quiescent(const Quiescent&) = delete;
+        Quiescent& operator=(const Quiescent&) = delete;
+    };
 
     // Power requests (see request_start): a pending request is a start pc or kPowerDown.
     static constexpr u64 kNoPowerRequest = 1, kPowerDown = 3;  // not valid (aligned) pcs

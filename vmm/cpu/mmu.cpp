@@ -139,7 +139,8 @@ void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
     // Pages holding decoded code get no write tag: their stores take the slow
     // path, which tells the code watch (DESIGN.md, "Code pages").
     // Pages the pmap denies writes to (being moved, replicated) get none
-    // either: their stores resolve that first (guest_ram.hpp).
+    // either: their stores resolve that first (guest_ram.hpp). The host
+    // pointer stays good until a shootdown names the page (shootdown.hpp).
     e.write_tag = t.writable && !bus_.code->watched(ppage) && bus_.ram->write_allowed(ppage) ? t.page_va : kNoTag;
     e.fetch_tag = t.executable ? t.page_va : kNoTag;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - t.page_va;
@@ -156,13 +157,32 @@ void Cpu::drop_write_tags() {
         for (auto& e : set) e.write_tag = kNoTag;
 }
 
+void Cpu::drop_guest_page(u64 ppage) {
+    for (auto& set : stlb_sets_)
+        for (auto& e : set)
+            if (e.ppage == ppage) e = SoftTlbEntry{kNoTag, kNoTag, kNoTag, 0, 0};
+}
+
 void Cpu::acknowledge_shootdown() {
     // Read the epoch first: everything the initiator published before it is
     // seen by the fills that follow the drop.
     const u64 epoch = bus_.shootdown->epoch();
-    drop_write_tags();
+    if (!bus_.shootdown->pages_since(shootdown_seen_, epoch, [this](u64 ppage) { drop_guest_page(ppage); }))
+        flush_soft_tlb();
     shootdown_seen_ = epoch;
     bus_.shootdown->acknowledge(index_, epoch);
+}
+
+u8* Cpu::resolve_write(u64 paddr) {
+    // Quiescent while the pmap makes the page writable: that may wait for a
+    // page operation, or run a collapse, that shoots down every vCPU. Leaving
+    // flushed the soft TLB if anything was shot down, and the page may now be
+    // in another frame: look it up again.
+    {
+        Quiescent q(*this);
+        bus_.ram->resolve_write(paddr >> kPageShift);
+    }
+    return bus_.ram->host_page(GuestPhysAddr(paddr), bus_.view);
 }
 
 void Cpu::enter_quiescent() {
@@ -173,8 +193,14 @@ void Cpu::leave_quiescent() {
     if (!bus_.shootdown) return;
     const u64 epoch = bus_.shootdown->leave_quiescent(index_);
     if (epoch != shootdown_seen_) {
-        drop_write_tags();
+        flush_soft_tlb();
         shootdown_seen_ = epoch;
+        // Mid-page (after MMIO or a slow-path wait) the run loop goes on with
+        // the current code page, whose not yet decoded slots read its frame:
+        // that frame may have been replaced and freed meanwhile.
+        if (cur_page)
+            if (u8* host = bus_.ram->host_page(GuestPhysAddr(cur_page->ppage << kPageShift), bus_.view))
+                const_cast<CodePage*>(cur_page)->host = host;  // the Cpu's own code page
     }
     bus_.shootdown->acknowledge(index_, epoch);
 }
@@ -257,6 +283,7 @@ bool Cpu::load_slow(const Decoded* d, u64 va, T& out, bool) {
         return true;
     }
     if (auto hit = bus_.mmio->find(GuestPhysAddr(t.paddr), sizeof(T))) {
+        Quiescent q(*this);  // a device may wait for a page operation (DMA pins)
         out = static_cast<T>(hit->device->mmio_read(hit->offset, sizeof(T)));
         return true;
     }
@@ -277,7 +304,7 @@ const Decoded* Cpu::store_slow(const Decoded* d, u64 va, T value) {
     }
     if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view)) {
         const u64 ppage = t.paddr >> kPageShift;
-        if (!bus_.ram->write_allowed(ppage)) bus_.ram->resolve_write(ppage, [this] { poll_shootdown(); });
+        if (!bus_.ram->write_allowed(ppage)) host = resolve_write(t.paddr);
         fill_soft_tlb(va, t, host);
         store_guest<BO, T>(host + (t.paddr & (kPageSize - 1)), value);
         if (bus_.code->watched(ppage)) {
@@ -289,7 +316,10 @@ const Decoded* Cpu::store_slow(const Decoded* d, u64 va, T value) {
         return d + 1;
     }
     if (auto hit = bus_.mmio->find(GuestPhysAddr(t.paddr), sizeof(T))) {
-        hit->device->mmio_write(hit->offset, sizeof(T), static_cast<u64>(value));
+        {
+            Quiescent q(*this);  // a device may wait for a page operation (DMA pins)
+            hit->device->mmio_write(hit->offset, sizeof(T), static_cast<u64>(value));
+        }
         return exit_after(d);  // a device may have stopped the VM or raised an interrupt
     }
     return raise(d, Exc::DBE);
@@ -314,7 +344,7 @@ u8* Cpu::host_for_atomic(const Decoded* d, u64 va, unsigned size, bool store, u6
     paddr = t.paddr;
     if (store) {
         const u64 ppage = t.paddr >> kPageShift;
-        if (!bus_.ram->write_allowed(ppage)) bus_.ram->resolve_write(ppage, [this] { poll_shootdown(); });
+        if (!bus_.ram->write_allowed(ppage)) host = resolve_write(t.paddr);
         bus_.code->note_write(ppage);
     }
     return host + (t.paddr & (kPageSize - 1));

@@ -48,10 +48,13 @@ CodePage* Cpu::code_page(u64 ppage, const u8* host) {
         it = code_pages_.emplace(key, std::move(page)).first;
     }
     CodePage* page = it->second.get();
+    // The page's frame may have moved since it was decoded (a migration keeps
+    // the bytes, so the decoded slots stay right); slots decoded from now on
+    // read the frame the soft TLB shows now.
+    page->host = host;
     if (page->generation != bus_.code->generation(ppage) || !bus_.code->watched(ppage)) {
         // New, or written since it was decoded: decode again, lazily.
         page->generation = bus_.code->watch(ppage);
-        page->host = host;
         for (auto& slot : page->insns) slot = Decoded{handlers_[interp::kDecodeStub], 0, 0, 0, 0, 0, 0};
         page->insns[kSlotsPerPage].fn = handlers_[interp::kLeavePage];
     }

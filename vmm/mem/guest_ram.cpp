@@ -34,7 +34,8 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create(GuestPhysAddr bas
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
     std::unique_ptr<RamRegion> r(new RamRegion(base, size));
-    r->views_.push_back(static_cast<u8*>(p));
+    r->plain_ = static_cast<u8*>(p);
+    r->views_ = 1;
     r->state_.reset(new std::atomic<u32>[size >> kPageShift]());
     return r;
 }
@@ -49,26 +50,30 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr 
     std::unique_ptr<RamRegion> r(new RamRegion(base, size));
     r->mm_ = &mm;
     r->vm_id_ = vm_id;
+    r->views_ = std::max(1u, views);
     r->state_.reset(new std::atomic<u32>[pages]());
+    r->shown_.reset(new std::atomic<u32>[u64{pages} * r->views_]);
     r->frames_.reserve(pages);
-    r->first_frame_ = first->index;
     for (u32 i = 0; i < pages; ++i) {
         const MachineFrame f(first->index + i);
         r->frames_.push_back(f);
+        for (unsigned v = 0; v < r->views_; ++v) r->shown_[u64{v} * pages + i].store(f.index, std::memory_order_relaxed);
         (void)mm.add_user(f, FrameUser{vm_id, (base.value >> kPageShift) + i});
-    }
-    // One view per node, all showing the run; they differ only where a page is replicated.
-    for (unsigned v = 0; v < std::max(1u, views); ++v) {
-        void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mm.fd(),
-                       static_cast<off_t>(mm.file_offset(*first)));
-        if (p == MAP_FAILED) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
-        r->views_.push_back(static_cast<u8*>(p));
     }
     return r;
 }
 
+u8* RamRegion::page_host(u64 index, unsigned view) const {
+    if (plain_) return plain_ + (index << kPageShift);
+    const u64 pages = frames_.size();
+    // Acquire: the frame's bytes (copied by the page operation that published
+    // this index) are visible to whoever uses the pointer.
+    const u32 frame = shown_[u64{view < views_ ? view : 0} * pages + index].load(std::memory_order_acquire);
+    return mm_->host(MachineFrame(frame));
+}
+
 RamRegion::~RamRegion() {
-    for (u8* v : views_) munmap(v, size_);
+    if (plain_) munmap(plain_, size_);
     if (!mm_) return;
     for (u64 i = 0; i < frames_.size(); ++i) (void)mm_->release(frames_[i]);
     for (auto& [page, copies] : replicas_)
@@ -99,35 +104,55 @@ Result<void, MemError> GuestRam::add_region(GuestPhysAddr base, u64 size) {
     return {};
 }
 
+bool GuestRam::is_ram(GuestPhysAddr a, u64 len) const {
+    for (const auto& r : regions_)
+        if (r->contains(a, len)) return true;
+    return false;
+}
+
 std::optional<std::span<u8>> GuestRam::host_span(GuestPhysAddr a, u64 len) const {
-    for (const auto& r : regions_) {
-        if (r->contains(a, len)) return std::span<u8>(r->host() + (a.value - r->base().value), len);
-    }
-    return std::nullopt;
+    if (len == 0 || (a.value & (kPageSize - 1)) + len > kPageSize) return std::nullopt;
+    u8* page = host_page(a, 0);
+    if (!page || !is_ram(a, len)) return std::nullopt;
+    return std::span<u8>(page + (a.value & (kPageSize - 1)), len);
 }
 
 u8* GuestRam::host_page(GuestPhysAddr a, unsigned view) const {
     const GuestPhysAddr page(a.value & ~(kPageSize - 1));
     for (const auto& r : regions_) {
-        if (r->contains(page, kPageSize)) return r->host(view) + (page.value - r->base().value);
+        if (r->contains(page, kPageSize)) return r->page_host((page.value - r->base().value) >> kPageShift, view);
     }
     return nullptr;
 }
 
+namespace {
+/// Calls copy(host bytes, offset into the buffer) for each page piece of [a, a+len).
+template <class Copy>
+void for_each_page_piece(const GuestRam& ram, GuestPhysAddr a, u64 len, Copy copy) {
+    u64 done = 0;
+    while (done < len) {
+        const GuestPhysAddr at = a + done;
+        const u64 take = std::min<u64>(len - done, kPageSize - (at.value & (kPageSize - 1)));
+        copy(ram.host_page(at) + (at.value & (kPageSize - 1)), done, take);
+        done += take;
+    }
+}
+}  // namespace
+
 Result<void, MemError> GuestRam::read(GuestPhysAddr a, std::span<u8> out) const {
-    auto s = host_span(a, out.size());
-    if (!s) return fail(MemError{MemError::Kind::OutOfRange, a.value, out.size()});
+    if (!is_ram(a, out.size())) return fail(MemError{MemError::Kind::OutOfRange, a.value, out.size()});
+    // Pinned first, so that the frames looked up below cannot move while we copy.
     DmaPin pin(*this, a, out.size(), false);
-    std::memcpy(out.data(), s->data(), out.size());
+    for_each_page_piece(*this, a, out.size(),
+                        [&](const u8* host, u64 at, u64 n) { std::memcpy(out.data() + at, host, n); });
     return {};
 }
 
 Result<void, MemError> GuestRam::write(GuestPhysAddr a, std::span<const u8> in) {
-    auto s = host_span(a, in.size());
-    if (!s) return fail(MemError{MemError::Kind::OutOfRange, a.value, in.size()});
+    if (!is_ram(a, in.size())) return fail(MemError{MemError::Kind::OutOfRange, a.value, in.size()});
     {
         DmaPin pin(*this, a, in.size(), true);
-        std::memcpy(s->data(), in.data(), in.size());
+        for_each_page_piece(*this, a, in.size(), [&](u8* host, u64 at, u64 n) { std::memcpy(host, in.data() + at, n); });
     }
     note_dma_write(a, in.size());
     return {};
@@ -160,7 +185,7 @@ bool GuestRam::write_allowed(u64 ppage) const {
 
 bool GuestRam::pin(GuestPhysAddr a, u64 len, bool write) const {
     if (len == 0) return true;
-    if (!host_span(a, len)) return false;
+    if (!is_ram(a, len)) return false;
     const u64 last = (a.value + len - 1) >> kPageShift;
     for (u64 pp = a.page(); pp <= last; ++pp) {
         auto p = page(pp);

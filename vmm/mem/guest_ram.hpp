@@ -1,22 +1,22 @@
 // Guest RAM: a VM's guest-physical RAM ranges. Two backings:
 //  - plain: an anonymous host mapping per region (bare-metal board, tests);
-//  - machine memory (DESIGN.md "The memory path"): each region is a run of
-//    machine frames from the monitor's MachineMemory, shown through one view
-//    mapping per NUMA node (MAP_SHARED views of the machine-memory file). A
-//    view address never changes; a page operation (migrate, replicate,
-//    collapse) changes which frame a view page shows, with mmap(MAP_FIXED).
-//    The per-page state below is this VM's pmap: guest-physical page ->
-//    frame (+ replicas) and flags.
+//  - machine memory (DESIGN.md "The memory path"): each guest page is shown
+//    by a machine frame of the monitor's MachineMemory. This is the VM's
+//    pmap: per guest-physical page, the frame each NUMA node's vCPUs see
+//    (the same frame, or the node's own replica) and a state word. A page
+//    operation (migrate, replicate, collapse) copies and then repoints the
+//    page; no host mapping changes, so operations cost a copy and shootdowns.
 //
-// The CPU's soft TLB caches view addresses (of its home node's view) with a
-// write permission only where the pmap allows writes; devices use the
-// bounds-checked accessors and pin the pages they touch for the duration of
-// the access (DMA), which page operations respect.
+// Host pointers into guest RAM are handed out per 4 KiB page (host_page,
+// host_span within a page) and stay valid only as long as the page cannot
+// move: a vCPU's soft TLB holds them until a shootdown drops them
+// (shootdown.hpp); devices pin the pages they touch for the duration of the
+// access (DMA), and page operations leave pinned pages alone.
 //
 // Thread model: regions are added before vCPUs start and never removed while
 // they run. Accessors, pins and page operations may be called from any
 // thread; page operations serialise on one per-VM mutex and use the VM's
-// Shootdown to make vCPUs drop stale write permissions (shootdown.hpp).
+// Shootdown to make vCPUs drop stale soft-TLB entries.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -77,8 +77,8 @@ struct PageOpStats {
 class RamRegion {
 public:
     static Result<std::unique_ptr<RamRegion>, MemError> create(GuestPhysAddr base, u64 size);
-    /// Backed by a run of machine frames on `home` (or the nearest node with
-    /// room), shown through `views` view mappings (one per NUMA node).
+    /// Backed by machine frames (a run on `home`, or the nearest node with
+    /// room), with a pmap for `views` NUMA nodes.
     static Result<std::unique_ptr<RamRegion>, MemError> create_on(GuestPhysAddr base, u64 size, MachineMemory& mm,
                                                                   NodeId home, unsigned views, u32 vm_id);
     ~RamRegion();
@@ -87,8 +87,9 @@ public:
 
     GuestPhysAddr base() const { return base_; }
     u64 size() const { return size_; }
-    u8* host(unsigned view = 0) const { return views_[view < views_.size() ? view : 0]; }
-    unsigned view_count() const { return static_cast<unsigned>(views_.size()); }
+    /// The host mapping of a plain region; nullptr for machine memory, whose
+    /// pages have no common mapping (use GuestRam::host_page).
+    u8* plain_host() const { return plain_; }
     bool contains(GuestPhysAddr a, u64 len) const {
         return a.value >= base_.value && len <= size_ && a.value - base_.value <= size_ - len;
     }
@@ -97,16 +98,23 @@ public:
 private:
     friend class GuestRam;
     RamRegion(GuestPhysAddr b, u64 s) : base_(b), size_(s) {}
+    /// Host address of page `index` as node `view`'s vCPUs see it.
+    u8* page_host(u64 index, unsigned view) const;
+
     GuestPhysAddr base_;
     u64 size_;
-    std::vector<u8*> views_;
+    u8* plain_ = nullptr;
     std::unique_ptr<std::atomic<u32>[]> state_;
     // Machine-memory backing (empty for plain regions).
     MachineMemory* mm_ = nullptr;
     u32 vm_id_ = 0;
-    std::vector<MachineFrame> frames_;                                 // primary frame per page
-    u32 first_frame_ = 0;  // the run the views were mapped from: page i first shows first_frame_ + i
-    std::unordered_map<u64, std::vector<MachineFrame>> replicas_;     // page -> frame per view
+    unsigned views_ = 0;
+    /// The pmap's frames: shown_[view * pages + i] is the frame index node
+    /// `view` sees for page i (relaxed-atomic: vCPUs read it when they fill
+    /// their soft TLB, page operations repoint it).
+    std::unique_ptr<std::atomic<u32>[]> shown_;
+    std::vector<MachineFrame> frames_;                              // primary frame per page (ops mutex)
+    std::unordered_map<u64, std::vector<MachineFrame>> replicas_;  // page -> frame per view (ops mutex)
 };
 
 /// All RAM of one VM: a short list of regions (RAM0 below the MMIO hole and
@@ -123,9 +131,14 @@ public:
     void set_shootdown(Shootdown* sd) { shootdown_ = sd; }
 
     Result<void, MemError> add_region(GuestPhysAddr base, u64 size);
-    /// Host bytes for [a, a+len) when they lie wholly inside one region (view 0).
+    /// Whether [a, a+len) is RAM (wholly inside one region).
+    bool is_ram(GuestPhysAddr a, u64 len) const;
+    /// Host bytes for [a, a+len) when they are RAM and lie within one 4 KiB
+    /// page (node 0's frame). Valid while the page is pinned (DmaPin).
     std::optional<std::span<u8>> host_span(GuestPhysAddr a, u64 len) const;
-    /// Host pointer to the 4 KiB page holding a in the given view, or nullptr when a is not RAM.
+    /// Host pointer to the 4 KiB page holding a as node `view` sees it, or
+    /// nullptr when a is not RAM. Valid until the next shootdown of that
+    /// page (vCPUs) or while it is pinned (devices).
     u8* host_page(GuestPhysAddr a, unsigned view = 0) const;
     /// Copies with the pages pinned (devices and the board).
     Result<void, MemError> read(GuestPhysAddr a, std::span<u8> out) const;
@@ -139,8 +152,9 @@ public:
     /// May a soft TLB hold a write permission for this page now?
     bool write_allowed(u64 ppage) const;
     /// Makes the page writable (collapses replicas, waits for a page operation
-    /// to end). `poll` runs while waiting: a vCPU acknowledges shootdowns there.
-    void resolve_write(u64 ppage, const std::function<void()>& poll);
+    /// to end). A vCPU calls it quiescent (shootdown.hpp), since it may wait
+    /// for, or run, a page operation that shoots down every vCPU.
+    void resolve_write(u64 ppage);
 
     // ---- pins, for devices (DMA) ----
     /// Pins the pages of [a, a+len) (making them writable first if `write`):
@@ -173,13 +187,11 @@ private:
     std::optional<PageRef> page(u64 ppage) const;
     /// Claims the page for an operation (kMoving); Busy if pinned or moving.
     Result<u32, PageOpError> claim(const PageRef& p);
-    void shoot_down();
+    /// Makes every vCPU drop its soft-TLB entries for the page.
+    void shoot_down(u64 ppage);
+    /// Points every node's view of the page at its primary frame.
+    static void show_primary(const PageRef& p);
     Result<void, PageOpError> collapse_locked(const PageRef& p, u32 old_state);
-    /// Points one view page at another frame (mmap MAP_FIXED); false on failure
-    /// (the view then still shows `from`). Keeps the mapping budget's count.
-    bool remap(const PageRef& p, unsigned view, MachineFrame from, MachineFrame to);
-    /// Whether `extra` more displaced view pages fit the process's mapping budget.
-    static bool mapping_budget_allows(u64 extra);
 
     std::vector<std::unique_ptr<RamRegion>> regions_;
     std::function<void(u64)> dma_observer_;

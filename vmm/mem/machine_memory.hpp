@@ -13,12 +13,11 @@
 //
 // Views: the monitor may map any frame again, at an address of its choosing:
 // mmap(addr, n * 4 KiB, prot, MAP_SHARED | MAP_FIXED, fd(), file_offset(f))
-// shows frames f .. f + n - 1, the same bytes host() shows. A VM's guest RAM
-// is such a view over a run from allocate_run(); moving a guest page to
-// another frame is a copy and a MAP_FIXED remap of that one view page.
-// Views must not call mbind (see NUMA), must be moved off a frame before its
-// last release (the next owner's bytes would show through), and keep the
-// file alive until unmapped, so unmap them before MachineMemory goes away.
+// shows frames f .. f + n - 1, the same bytes host() shows. Guest RAM does not
+// (its pmap hands out host() pointers page by page, guest_ram.hpp), so page
+// operations never change a host mapping. A view must not call mbind (see
+// NUMA), must be moved off a frame before its last release (the next owner's
+// bytes would show through), and keeps the file alive until unmapped.
 //
 // NUMA: on a host with several real nodes each node's slice of the main
 // mapping is mbind()-bound to it. tmpfs keeps that policy with the file

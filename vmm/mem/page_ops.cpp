@@ -1,21 +1,23 @@
 // Page operations on a VM's pmap (guest_ram.hpp): migrate a guest page to
 // another node's frame, replicate a read-only page onto every node, collapse
 // the replicas again (on the first write, or on request). Disco's mechanisms
-// (Bugnion et al. 1997, §4.2; ../shared/reference/disco-paper.md), on views:
+// (Bugnion et al. 1997, §4.2; ../shared/reference/disco-paper.md):
 //
-//   claim the page (kMoving|kDenyWrite: stores and device pins now wait)
-//   -> shoot down write permissions in every vCPU's soft TLB (shootdown.hpp)
-//   -> copy to the new frame(s) -> mmap(MAP_FIXED) each view page onto its
-//   frame -> release the old frame -> publish the new state.
+//   migrate:   claim the page (kMoving|kDenyWrite: stores and device pins
+//              now wait) -> shoot down (no vCPU can write the old frame any
+//              more) -> copy to the new frame -> repoint the pmap -> shoot
+//              down again (no vCPU still reads the old frame) -> release it.
+//   replicate: claim -> shoot down -> copy to a frame on each other node ->
+//              repoint each node's view -> publish kReplicated|kDenyWrite.
+//              vCPUs that still read the primary are right to: it stays.
+//   collapse:  claim -> repoint every view at the primary -> shoot down ->
+//              release the replicas -> writable again.
 //
-// Readers are never stopped: until the remap they read the old frame, whose
-// bytes are identical because no write can happen after the shootdown.
+// Readers are never stopped: until the second shootdown they may read the old
+// frame, whose bytes are identical because no write can happen after the first.
 #include <fmt/format.h>
-#include <sys/mman.h>
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -25,27 +27,6 @@
 
 namespace disco {
 namespace {
-// Mapping budget. Every view page that shows a frame other than the one its
-// region's run gave it splits the view's mapping (a VMA of its own), and
-// Linux limits a process to vm.max_map_count of them (65530 by default).
-// When a remap fails the view keeps showing its old frame, which must then
-// stay allocated; so page operations keep the number of such "displaced"
-// view pages, for the whole monitor (VMAs are a per-process resource), under
-// half the limit and refuse operations beyond it.
-std::atomic<i64> g_displaced{0};
-i64 mapping_budget() {
-    static const i64 budget = [] {
-        i64 max = 65530;
-        if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
-            long long v = 0;
-            if (std::fscanf(f, "%lld", &v) == 1 && v > 0) max = v;
-            std::fclose(f);
-        }
-        return std::max<i64>(256, (max - 8192) / 2);
-    }();
-    return budget;
-}
-
 PageOpError op_error(PageOpError::Kind kind, std::string message) { return PageOpError{kind, std::move(message)}; }
 }  // namespace
 
@@ -60,27 +41,20 @@ Result<u32, PageOpError> GuestRam::claim(const PageRef& p) {
     }
 }
 
-void GuestRam::shoot_down() {
+void GuestRam::shoot_down(u64 ppage) {
     if (!shootdown_) return;
     const auto t0 = std::chrono::steady_clock::now();
-    shootdown_->shoot_down();
+    shootdown_->shoot_down(ppage);
     ops_->stats.shootdowns.fetch_add(1, std::memory_order_relaxed);
-    ops_->stats.shootdown_ns.fetch_add(static_cast<u64>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0).count()),
-                                  std::memory_order_relaxed);
+    ops_->stats.shootdown_ns.fetch_add(
+        static_cast<u64>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0).count()),
+        std::memory_order_relaxed);
 }
 
-bool GuestRam::mapping_budget_allows(u64 extra) {
-    return g_displaced.load(std::memory_order_relaxed) + static_cast<i64>(extra) <= mapping_budget();
-}
-
-bool GuestRam::remap(const PageRef& p, unsigned view, MachineFrame from, MachineFrame to) {
-    u8* at = p.region->views_[view] + (p.index << kPageShift);
-    void* r = mmap(at, kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mm_->fd(),
-                   static_cast<off_t>(mm_->file_offset(to)));
-    if (r != at) return false;
-    const u32 home = p.region->first_frame_ + static_cast<u32>(p.index);
-    g_displaced.fetch_add((to.index != home) - (from.index != home), std::memory_order_relaxed);
-    return true;
+void GuestRam::show_primary(const PageRef& p) {
+    RamRegion& r = *p.region;
+    for (unsigned v = 0; v < r.views_; ++v)
+        r.shown_[u64{v} * r.frames_.size() + p.index].store(r.frames_[p.index].index, std::memory_order_release);
 }
 
 Result<NodeId, PageOpError> GuestRam::node_of(u64 ppage) const {
@@ -116,38 +90,19 @@ Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
     }
-    if (!mapping_budget_allows(r.view_count())) {
-        st.store(before, std::memory_order_release);
-        return fail(op_error(PageOpError::Kind::NoMemory, "the monitor's view mapping budget is spent"));
-    }
-    shoot_down();
     auto fresh = mm_->allocate(node, Placement::Bind);
     if (!fresh) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NoMemory, fresh.error().message));
     }
+    shoot_down(ppage);  // nobody writes `old` from here on
     std::memcpy(mm_->host(*fresh), mm_->host(old), kPageSize);
-    for (unsigned v = 0; v < r.view_count(); ++v) {
-        if (!remap(*p, v, old, *fresh)) {
-            // Views already moved show the copy, which is identical: move them
-            // back. If even that fails, the page's views would disagree on
-            // its frame: stop rather than let a guest see torn memory.
-            for (unsigned u = 0; u < v; ++u) {
-                if (!remap(*p, u, *fresh, old)) {
-                    std::fputs("disco: fatal: cannot restore a guest page's view mapping after a failed migration\n",
-                               stderr);
-                    std::abort();
-                }
-            }
-            (void)mm_->release(*fresh);
-            st.store(before, std::memory_order_release);
-            return fail(op_error(PageOpError::Kind::NoMemory, "mmap of the view failed"));
-        }
-    }
     const FrameUser user{r.vm_id_, ppage};
     (void)mm_->add_user(*fresh, user);
     (void)mm_->remove_user(old, user);
     r.frames_[p->index] = *fresh;
+    show_primary(*p);
+    shoot_down(ppage);  // nobody reads `old` from here on
     (void)mm_->release(old);
     st.store(before & ~(page_state::kMoving | page_state::kDenyWrite), std::memory_order_release);
     ops_->stats.migrations.fetch_add(1, std::memory_order_relaxed);
@@ -160,30 +115,24 @@ Result<void, PageOpError> GuestRam::replicate(u64 ppage) {
     if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
     RamRegion& r = *p->region;
     if (!r.mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));
-    if (r.view_count() < 2) return fail(op_error(PageOpError::Kind::AlreadyThere, "one node: nothing to replicate to"));
+    if (r.views_ < 2) return fail(op_error(PageOpError::Kind::AlreadyThere, "one node: nothing to replicate to"));
     const u32 before = DISCO_TRY(claim(*p));
     std::atomic<u32>& st = r.state(p->index);
     if (before & page_state::kReplicated) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::AlreadyThere, "page is replicated already"));
     }
-    if (!mapping_budget_allows(r.view_count())) {
-        st.store(before, std::memory_order_release);
-        return fail(op_error(PageOpError::Kind::NoMemory, "the monitor's view mapping budget is spent"));
-    }
-    shoot_down();
+    shoot_down(ppage);  // nobody writes the primary from here on
     const MachineFrame primary = r.frames_[p->index];
-    std::vector<MachineFrame> copies(r.view_count(), primary);
-    for (unsigned v = 0; v < r.view_count(); ++v) {
+    std::vector<MachineFrame> copies(r.views_, primary);
+    const u64 pages = r.frames_.size();
+    for (unsigned v = 0; v < r.views_; ++v) {
         if (mm_->node_of(primary) == v) continue;
         auto f = mm_->allocate(v, Placement::Bind);
         if (!f) continue;  // that node is full: its view keeps the primary
         std::memcpy(mm_->host(*f), mm_->host(primary), kPageSize);
-        if (!remap(*p, v, primary, *f)) {
-            (void)mm_->release(*f);
-            continue;
-        }
         copies[v] = *f;
+        r.shown_[u64{v} * pages + p->index].store(f->index, std::memory_order_release);
     }
     r.replicas_[p->index] = std::move(copies);
     // Replicas are read-only: the first write collapses them (resolve_write).
@@ -208,39 +157,27 @@ Result<void, PageOpError> GuestRam::collapse_locked(const PageRef& p, u32 before
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NotReplicated, "page has no replicas"));
     }
-    // No shootdown: a replicated page never had a write permission anywhere.
-    const MachineFrame primary = r.frames_[p.index];
-    auto it = r.replicas_.find(p.index);
-    bool complete = true;
-    for (unsigned v = 0; v < r.view_count(); ++v) {
-        if (it == r.replicas_.end() || it->second[v] == primary) continue;
-        // A view that cannot be moved back keeps its replica (still
-        // allocated, so nothing else shows through); the page stays replicated.
-        if (!remap(p, v, it->second[v], primary)) {
-            complete = false;
-            continue;
-        }
-        (void)mm_->release(it->second[v]);
-        it->second[v] = primary;
+    // Every view back on the primary, then no vCPU may still read a replica.
+    show_primary(p);
+    shoot_down(r.base().page() + p.index);
+    if (auto it = r.replicas_.find(p.index); it != r.replicas_.end()) {
+        for (MachineFrame f : it->second)
+            if (f != r.frames_[p.index]) (void)mm_->release(f);
+        r.replicas_.erase(it);
     }
-    if (!complete) {
-        st.store(before & ~page_state::kMoving, std::memory_order_release);
-        return fail(op_error(PageOpError::Kind::NoMemory, "mmap of a view failed; the page stays replicated"));
-    }
-    if (it != r.replicas_.end()) r.replicas_.erase(it);
-    st.store(0, std::memory_order_release);
+    st.store(before & ~(page_state::kMoving | page_state::kDenyWrite | page_state::kReplicated),
+             std::memory_order_release);
     ops_->stats.collapses.fetch_add(1, std::memory_order_relaxed);
     return {};
 }
 
-void GuestRam::resolve_write(u64 ppage, const std::function<void()>& poll) {
+void GuestRam::resolve_write(u64 ppage) {
     auto p = page(ppage);
     if (!p) return;
     std::atomic<u32>& st = p->region->state(p->index);
     for (;;) {
         const u32 s = st.load(std::memory_order_acquire);
         if (!(s & page_state::kDenyWrite)) return;
-        if (poll) poll();  // acknowledge shootdowns while we wait: the owner may need us
         if (s & page_state::kMoving) {
             std::this_thread::yield();
             continue;

@@ -1,17 +1,23 @@
 #include "vmm/mem/shootdown.hpp"
 
+#include <mutex>
 #include <thread>
 
 namespace disco {
 
 Shootdown::Shootdown(unsigned vcpus) : n_(vcpus), slots_(new Slot[vcpus]) {}
 
-unsigned Shootdown::shoot_down() {
+unsigned Shootdown::shoot_down(u64 ppage) {
     requests_.fetch_add(1, std::memory_order_relaxed);
+    // Initiators take epochs one at a time, so that each epoch's page is
+    // recorded before any vCPU can see the epoch.
+    std::lock_guard<std::mutex> lock(initiators_);
+    const u64 target = epoch_.load(std::memory_order_relaxed) + 1;
+    recent_[target % kRecent].store(ppage, std::memory_order_release);
     // seq_cst: the bump must be ordered after the caller's pmap update and
     // before the loads of the vCPUs' slots below (a Dekker-style handshake
     // with enter_quiescent / leave_quiescent).
-    const u64 target = epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    epoch_.store(target, std::memory_order_seq_cst);
     unsigned waited = 0;
     for (unsigned i = 0; i < n_; ++i) {
         Slot& s = slots_[i];
@@ -40,7 +46,7 @@ void Shootdown::enter_quiescent(unsigned vcpu) { slots_[vcpu].quiescent.store(tr
 u64 Shootdown::leave_quiescent(unsigned vcpu) {
     slots_[vcpu].quiescent.store(false, std::memory_order_seq_cst);
     // Read after leaving: a request that saw us quiescent did not wait for us,
-    // so we must drop our write tags for anything up to this epoch.
+    // so we must drop whatever we cached, up to this epoch.
     return epoch_.load(std::memory_order_seq_cst);
 }
 }  // namespace disco

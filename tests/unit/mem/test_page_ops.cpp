@@ -168,7 +168,8 @@ TEST_CASE("page operations refuse what they cannot do and change nothing", "[pag
     CHECK(ram.replicate(3).error().kind == PageOpError::Kind::AlreadyThere);
     CHECK(ram.migrate(3, 0).error().kind == PageOpError::Kind::NotMovable);  // replicated: collapse first
     CHECK_FALSE(ram.write_allowed(3));
-    // Each node's view shows the same bytes; a device write collapses first.
+    // Each node's view shows the same bytes, from its own frame; a device write collapses first.
+    CHECK(ram.host_page(GuestPhysAddr(3 * kPageSize), 0) != ram.host_page(GuestPhysAddr(3 * kPageSize), 1));
     CHECK(std::memcmp(ram.host_page(GuestPhysAddr(3 * kPageSize), 0), pattern.data(), kPageSize) == 0);
     CHECK(std::memcmp(ram.host_page(GuestPhysAddr(3 * kPageSize), 1), pattern.data(), kPageSize) == 0);
     const u8 one[1] = {7};

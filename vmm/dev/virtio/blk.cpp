@@ -187,6 +187,12 @@ void VirtioBlk::start(BlkRequest r) {
     // The request's buffers stay pinned until finish(): io_uring moves data
     // to and from them while page operations could otherwise move the pages.
     pin_chain(*ram_, r.chain);
+    // Decoding took the data's host addresses before the pins: take them again
+    // now that the pages cannot move (guest_ram.hpp).
+    if ((r.op == BlkRequest::Op::Read || r.op == BlkRequest::Op::Write) && !data_iovecs(*ram_, r.chain, r)) {
+        finish(r.chain, kStatusIoErr, 0);
+        return;
+    }
     switch (r.op) {
         case BlkRequest::Op::Answer:
             finish(r.chain, r.answer, 0);

@@ -55,10 +55,8 @@ Result<BlkRequest, std::string> decode_blk_request(const GuestRam& ram, DescChai
             answer(kStatusIoErr);  // §5.2.6.2: writes to a VIRTIO_BLK_F_RO device fail
         } else {
             r.offset = sector * kSectorSize;
-            const bool ok = r.op == BlkRequest::Op::Read
-                                ? host_iovecs(ram, chain.writable, 0, r.length, r.iov)
-                                : host_iovecs(ram, chain.readable, kHeaderSize, r.length, r.iov);
-            if (!ok) return fail(fmt::format("request {}: data buffer is not in guest RAM", head));
+            if (!data_iovecs(ram, chain, r))
+                return fail(fmt::format("request {}: data buffer is not in guest RAM", head));
         }
     }
     r.chain = std::move(chain);
@@ -74,5 +72,10 @@ void advance_iov(std::vector<iovec>& iov, usize& first, u64 bytes) {
         bytes -= take;
         if (v.iov_len == 0) ++first;
     }
+}
+bool data_iovecs(const GuestRam& ram, const DescChain& chain, BlkRequest& r) {
+    r.iov.clear();
+    return r.op == BlkRequest::Op::Read ? host_iovecs(ram, chain.writable, 0, r.length, r.iov)
+                                        : host_iovecs(ram, chain.readable, blk::kHeaderSize, r.length, r.iov);
 }
 }  // namespace disco::dev

@@ -43,6 +43,11 @@ struct BlkRequest {
 /// it covered wholly (advancing first) and trims the one it ended in.
 void advance_iov(std::vector<iovec>& iov, usize& first, u64 bytes);
 
+/// (Re)builds r.iov, the host addresses of a Read/Write request's data in
+/// `chain`; false when the data is not all in guest RAM. The addresses are
+/// good while the chain is pinned (pin_chain).
+bool data_iovecs(const GuestRam& ram, const DescChain& chain, BlkRequest& r);
+
 /// Decodes chain, checking the type, the direction of every part and the
 /// sector range against disk; the error is a driver fault.
 Result<BlkRequest, std::string> decode_blk_request(const GuestRam& ram, DescChain chain, const BlkDisk& disk);

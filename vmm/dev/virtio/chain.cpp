@@ -1,12 +1,15 @@
 #include "vmm/dev/virtio/chain.hpp"
 
 #include <cstring>
+#include <optional>
 
 namespace disco::dev {
 namespace {
-/// Calls visit(host bytes) for each piece of [offset, offset + length) of the
-/// segments, in order; false if the range runs past them or a segment is not RAM.
-template <bool Write, class Visit>
+/// Calls visit(host bytes) for each page piece of [offset, offset + length) of
+/// the segments, in order; false if the range runs past them or a segment is
+/// not RAM. Each piece is pinned while visit runs (Pin = true) so that a page
+/// operation cannot move it; with Pin = false the caller holds the pins.
+template <bool Write, bool Pin, class Visit>
 bool for_each_piece(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length, Visit visit) {
     for (const DescSegment& s : segs) {
         if (length == 0) return true;
@@ -15,11 +18,18 @@ bool for_each_piece(const GuestRam& ram, std::span<const DescSegment> segs, u64 
             continue;
         }
         const u64 take = std::min<u64>(s.len - offset, length);
-        auto host = ram.host_span(s.addr + offset, take);
-        if (!host) return false;
-        // Pinned while we copy: a page operation must not move it under us.
-        DmaPin pin(ram, s.addr + offset, take, Write);
-        visit(*host);
+        if (!ram.is_ram(s.addr + offset, take)) return false;
+        std::optional<DmaPin> pin;
+        if constexpr (Pin) pin.emplace(ram, s.addr + offset, take, Write);
+        // Guest pages are separate machine frames: one host piece per page.
+        for (u64 done = 0; done < take;) {
+            const GuestPhysAddr at = s.addr + offset + done;
+            const u64 n = std::min<u64>(take - done, kPageSize - (at.value & (kPageSize - 1)));
+            auto host = ram.host_span(at, n);
+            if (!host) return false;
+            visit(*host);
+            done += n;
+        }
         offset = 0;
         length -= take;
     }
@@ -29,7 +39,7 @@ bool for_each_piece(const GuestRam& ram, std::span<const DescSegment> segs, u64 
 
 bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<u8> out) {
     usize done = 0;
-    return for_each_piece<false>(ram, segs, offset, out.size(), [&](std::span<u8> piece) {
+    return for_each_piece<false, true>(ram, segs, offset, out.size(), [&](std::span<u8> piece) {
         std::memcpy(out.data() + done, piece.data(), piece.size());
         done += piece.size();
     });
@@ -37,7 +47,7 @@ bool gather(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, 
 
 bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::span<const u8> in) {
     usize done = 0;
-    const bool ok = for_each_piece<true>(ram, segs, offset, in.size(), [&](std::span<u8> piece) {
+    const bool ok = for_each_piece<true, true>(ram, segs, offset, in.size(), [&](std::span<u8> piece) {
         std::memcpy(piece.data(), in.data() + done, piece.size());
         done += piece.size();
     });
@@ -71,8 +81,14 @@ void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 of
 
 bool host_iovecs(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length,
                  std::vector<iovec>& out) {
-    return for_each_piece<false>(ram, segs, offset, length, [&](std::span<u8> piece) {
-        out.push_back(iovec{piece.data(), piece.size()});
+    // The caller holds the chain's pins (pin_chain) for as long as it uses
+    // the iovecs. Pieces that are adjacent in host memory (the frames of a
+    // run) share one iovec.
+    return for_each_piece<false, false>(ram, segs, offset, length, [&](std::span<u8> piece) {
+        if (!out.empty() && static_cast<u8*>(out.back().iov_base) + out.back().iov_len == piece.data())
+            out.back().iov_len += piece.size();
+        else
+            out.push_back(iovec{piece.data(), piece.size()});
     });
 }
 }  // namespace disco::dev

@@ -48,7 +48,7 @@ std::optional<std::string> VirtQueue::check_layout(const GuestRam& ram, const Vi
                  {"used ring", l.used, used_bytes(l.size), kUsedAlign}};
     for (const auto& p : parts) {
         if (p.at.value % p.align) return fmt::format("{} at {:#x} is not {}-byte aligned", p.name, p.at.value, p.align);
-        if (!ram.host_span(p.at, p.bytes))
+        if (!ram.is_ram(p.at, p.bytes))
             return fmt::format("{} at {:#x}+{:#x} is outside guest RAM", p.name, p.at.value, p.bytes);
     }
     return std::nullopt;
@@ -70,17 +70,17 @@ std::string VirtQueue::fault(std::string what) {
 // their alignment). A lookup that fails cannot happen after check_layout but
 // is still answered safely (0, or a dropped store) and never faults the host.
 u16 VirtQueue::load_u16(GuestPhysAddr a, bool acquire) const {
+    DmaPin pin(ram_, a, 2, false);  // first: the frame must not move before we read it
     auto s = ram_.host_span(a, 2);
-    if (!s) return 0;
-    DmaPin pin(ram_, a, 2, false);
+    if (!pin || !s) return 0;
     std::atomic_ref<u16> ref(*reinterpret_cast<u16*>(s->data()));
     return guest_to_host<LE>(ref.load(acquire ? std::memory_order_acquire : std::memory_order_relaxed));
 }
 
 void VirtQueue::store_u16(GuestPhysAddr a, u16 v, bool release) {
+    DmaPin pin(ram_, a, 2, true);  // first: the frame must not move before we write it
     auto s = ram_.host_span(a, 2);
-    if (!s) return;
-    DmaPin pin(ram_, a, 2, true);
+    if (!pin || !s) return;
     std::atomic_ref<u16> ref(*reinterpret_cast<u16*>(s->data()));
     ref.store(guest_to_host<LE>(v), release ? std::memory_order_release : std::memory_order_relaxed);
 }
@@ -134,7 +134,7 @@ Result<DescChain, std::string> VirtQueue::walk_chain(u16 head) {
             if (d.len == 0 || d.len % kDescSize || d.len / kDescSize > layout_.size)
                 return fail(fmt::format("{}: indirect table length {:#x} is not 1 to {} descriptors", where, d.len,
                                         layout_.size));
-            if (!ram_.host_span(GuestPhysAddr(d.addr), d.len))
+            if (!ram_.is_ram(GuestPhysAddr(d.addr), d.len))
                 return fail(
                     fmt::format("{}: indirect table at {:#x}+{:#x} is outside guest RAM", where, d.addr, d.len));
             table = GuestPhysAddr(d.addr);
@@ -144,7 +144,7 @@ Result<DescChain, std::string> VirtQueue::walk_chain(u16 head) {
             continue;
         }
         if (d.len > 0) {
-            if (!ram_.host_span(GuestPhysAddr(d.addr), d.len))
+            if (!ram_.is_ram(GuestPhysAddr(d.addr), d.len))
                 return fail(fmt::format("{}: buffer at {:#x}+{:#x} is outside guest RAM", where, d.addr, d.len));
             const DescSegment seg{GuestPhysAddr(d.addr), d.len};
             if (d.flags & kDescWrite) {
