@@ -75,7 +75,11 @@ u8* RamRegion::page_host(u64 index, unsigned view) const {
 RamRegion::~RamRegion() {
     if (plain_) munmap(plain_, size_);
     if (!mm_) return;
-    for (u64 i = 0; i < frames_.size(); ++i) (void)mm_->release(frames_[i]);
+    for (u64 i = 0; i < frames_.size(); ++i) {
+        // A shared frame lives on in the other VMs: take this VM out of its reverse map.
+        (void)mm_->remove_user(frames_[i], FrameUser{vm_id_, base_.page() + i});
+        (void)mm_->release(frames_[i]);
+    }
     for (auto& [page, copies] : replicas_)
         for (MachineFrame f : copies)
             if (f != frames_[page]) (void)mm_->release(f);
@@ -196,10 +200,11 @@ bool GuestRam::pin(GuestPhysAddr a, u64 len, bool write) const {
                 std::this_thread::yield();  // a page operation takes microseconds
                 continue;
             }
-            if (write && (s & page_state::kReplicated)) {
-                // A device write must reach every node's view: collapse first.
-                // (Logically const: the guest-visible contents do not change.)
-                (void)const_cast<GuestRam*>(this)->collapse(pp);
+            if (write && (s & (page_state::kReplicated | page_state::kShared))) {
+                // A device write must reach every node's view (collapse) and
+                // only this VM's copy (break the sharing) first. (Logically
+                // const: the guest-visible contents do not change.)
+                const_cast<GuestRam*>(this)->resolve_write(pp);
                 continue;
             }
             if (st.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) break;

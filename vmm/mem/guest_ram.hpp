@@ -55,6 +55,8 @@ struct PageOpError {
         AlreadyThere,  // migrate to the node the page is on / replicate an already replicated page
         BadNode,
         NoMemory,      // no frame on any node
+        NotIdentical,  // share: the two pages' contents differ
+        Shared,        // migrate/replicate of a page shared copy-on-write (it must be broken first)
     } kind;
     std::string message;
 };
@@ -65,11 +67,13 @@ constexpr u32 kPinMask = 0xFFFF;
 constexpr u32 kDenyWrite = 1u << 16;  // soft TLBs hold no write permission; stores take the slow path
 constexpr u32 kMoving = 1u << 17;     // a page operation owns the page: stores and pins wait
 constexpr u32 kReplicated = 1u << 18; // each view shows its node's copy (read-only until collapsed)
+constexpr u32 kShared = 1u << 19;     // the frame is shared copy-on-write (read-only until broken)
 }  // namespace page_state
 
 /// Counters of page operations (relaxed; for statistics).
 struct PageOpStats {
     std::atomic<u64> migrations{0}, replications{0}, collapses{0}, collapses_on_write{0}, busy{0};
+    std::atomic<u64> shares{0}, cow_breaks{0}, cow_takeovers{0};
     std::atomic<u64> shootdowns{0}, shootdown_ns{0};
 };
 
@@ -166,6 +170,13 @@ public:
     Result<void, PageOpError> migrate(u64 ppage, NodeId node);
     Result<void, PageOpError> replicate(u64 ppage);
     Result<void, PageOpError> collapse(u64 ppage);
+    /// Transparent page sharing (Disco §4.3, ESX's content-based sharing):
+    /// when page `ppage` holds the same bytes as `source`'s page
+    /// `source_ppage` (checked here, with both pages held still), this page
+    /// drops its frame and shows source's, copy-on-write for both: the first
+    /// write to either gets that VM a private copy (resolve_write). Both RAMs
+    /// must use the same MachineMemory; source may be this RAM.
+    Result<void, PageOpError> share_from(u64 ppage, GuestRam& source, u64 source_ppage);
     /// The node holding the page's (primary) frame.
     Result<NodeId, PageOpError> node_of(u64 ppage) const;
     const PageOpStats& page_op_stats() const { return ops_->stats; }
@@ -192,6 +203,10 @@ private:
     /// Points every node's view of the page at its primary frame.
     static void show_primary(const PageRef& p);
     Result<void, PageOpError> collapse_locked(const PageRef& p, u32 old_state);
+    /// A write to a shared page: a private copy (or the frame itself once nobody else holds it).
+    void break_cow_locked(const PageRef& p, u32 old_state);
+    /// Checks, claims and merges for share_from (both RAMs' operation mutexes held).
+    Result<void, PageOpError> share_locked(u64 ppage, GuestRam& source, u64 source_ppage);
 
     std::vector<std::unique_ptr<RamRegion>> regions_;
     std::function<void(u64)> dma_observer_;

@@ -90,6 +90,10 @@ Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
     }
+    if (before & page_state::kShared) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::Shared, "page is shared copy-on-write"));
+    }
     auto fresh = mm_->allocate(node, Placement::Bind);
     if (!fresh) {
         st.store(before, std::memory_order_release);
@@ -121,6 +125,10 @@ Result<void, PageOpError> GuestRam::replicate(u64 ppage) {
     if (before & page_state::kReplicated) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::AlreadyThere, "page is replicated already"));
+    }
+    if (before & page_state::kShared) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::Shared, "page is shared copy-on-write"));
     }
     shoot_down(ppage);  // nobody writes the primary from here on
     const MachineFrame primary = r.frames_[p->index];
@@ -182,15 +190,20 @@ void GuestRam::resolve_write(u64 ppage) {
             std::this_thread::yield();
             continue;
         }
-        if (s & page_state::kReplicated) {
-            // Disco collapses a replicated page on its first write (§4.2).
+        if (s & (page_state::kReplicated | page_state::kShared)) {
             if (!ops_->mutex.try_lock()) {
                 std::this_thread::yield();
                 continue;
             }
             std::lock_guard<std::mutex> lock(ops_->mutex, std::adopt_lock);
             auto claimed = claim(*p);
-            if (claimed && collapse_locked(*p, *claimed)) ops_->stats.collapses_on_write.fetch_add(1, std::memory_order_relaxed);
+            if (!claimed) continue;
+            if (*claimed & page_state::kShared) {
+                break_cow_locked(*p, *claimed);  // Disco §4.3: a private copy on the first write
+            } else if (collapse_locked(*p, *claimed)) {
+                // Disco collapses a replicated page on its first write (§4.2).
+                ops_->stats.collapses_on_write.fetch_add(1, std::memory_order_relaxed);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 // Page operations under load: four real vCPUs (the interpreter) store and
-// check known patterns on 64 pages while another thread migrates, replicates
-// and collapses those pages (and the vCPUs' code pages) at a high rate. No
+// check known patterns on 64 pages while another thread migrates, replicates,
+// collapses and shares (copy-on-write) those pages (and the vCPUs' code
+// pages) at a high rate. Pages a sweep has passed (or not yet reached) hold
+// the same bytes, so shares succeed often and the next store breaks them. No
 // store may be lost, no load may return stale data, and every machine frame
 // must be back in its pool when the VM's RAM goes away (DESIGN.md, "The
 // memory path": "tested under stress, not assumed").
@@ -95,27 +97,29 @@ TEST_CASE("page operations under four storing vCPUs lose no store and leak no fr
 
         // The churn: random data and code pages, random operations, for about a second.
         std::mt19937_64 rng(42);
-        u64 ok[3] = {0, 0, 0}, refused = 0;
+        u64 ok[4] = {0, 0, 0, 0}, refused = 0;
         // At least a second, and until enough of each operation ran (sanitizer
         // builds are many times slower), within a bound.
         const auto start = std::chrono::steady_clock::now();
         auto enough = [&] {
             const auto t = std::chrono::steady_clock::now() - start;
             if (t > std::chrono::seconds(20)) return true;
-            return t > std::chrono::seconds(1) && ok[0] > 100 && ok[1] > 100 &&
-                   ram.page_op_stats().collapses_on_write.load() > 10;
+            return t > std::chrono::seconds(1) && ok[0] > 100 && ok[1] > 100 && ok[3] > 100 &&
+                   ram.page_op_stats().collapses_on_write.load() > 10 && ram.page_op_stats().cow_breaks.load() > 10;
         };
         while (!enough()) {
             const bool code_page = rng() % 8 == 0;
             const u64 page = code_page ? 1 + rng() % kVcpus : (kDataPa >> 12) + rng() % kDataPages;
             Result<void, PageOpError> r;
-            const unsigned op = rng() % 3;
+            const unsigned op = rng() % 4;
             if (op == 0) {
                 r = ram.migrate(page, static_cast<NodeId>(rng() % kNodes));
             } else if (op == 1) {
                 r = ram.replicate(page);
-            } else {
+            } else if (op == 2) {
                 r = ram.collapse(page);
+            } else {
+                r = ram.share_from(page, ram, (kDataPa >> 12) + rng() % kDataPages);
             }
             r ? ++ok[op] : ++refused;
         }
@@ -128,11 +132,15 @@ TEST_CASE("page operations under four storing vCPUs lose no store and leak no fr
             CHECK(read_u64(ram, kFailPa + 8 * k) == 0);      // no mismatch seen
             CHECK(read_u64(ram, kProgressPa + 8 * k) > 10);  // and it really ran rounds
         }
-        INFO("migrations " << ok[0] << ", replications " << ok[1] << ", collapses " << ok[2] << ", refused "
-                           << refused << ", collapses on write " << ram.page_op_stats().collapses_on_write.load());
+        const PageOpStats& stats = ram.page_op_stats();
+        INFO("migrations " << ok[0] << ", replications " << ok[1] << ", collapses " << ok[2] << ", shares " << ok[3]
+                           << ", refused " << refused << ", collapses on write " << stats.collapses_on_write.load()
+                           << ", COW breaks " << stats.cow_breaks.load() << ", takeovers " << stats.cow_takeovers.load());
         CHECK(ok[0] > 100);
         CHECK(ok[1] > 100);
-        CHECK(ram.page_op_stats().collapses_on_write.load() > 10);
+        CHECK(ok[3] > 100);
+        CHECK(stats.collapses_on_write.load() > 10);
+        CHECK(stats.cow_breaks.load() > 10);
         CHECK(ram.page_op_stats().shootdowns.load() > 0);
         CHECK((*mm)->totals().frames_in_use == ram.frames_held());
     }
@@ -182,4 +190,69 @@ TEST_CASE("page operations refuse what they cannot do and change nothing", "[pag
     GuestRam plain;
     REQUIRE(plain.add_region(GuestPhysAddr(0), 16 * kPageSize));
     CHECK(plain.migrate(1, 0).error().kind == PageOpError::Kind::NotMovable);
+}
+
+TEST_CASE("identical pages of two VMs share one frame until either writes", "[page-ops]") {
+    MachineMemoryConfig mc;
+    mc.numa_sim = 2;
+    mc.bytes_per_node = 1 << 20;
+    auto mm = MachineMemory::create(mc);
+    REQUIRE(mm.has_value());
+    {
+        GuestRam a, b;
+        Shootdown sda(1), sdb(1);
+        a.use_machine_memory(mm->get(), 0, 1);
+        b.use_machine_memory(mm->get(), 1, 2);
+        a.set_shootdown(&sda);
+        b.set_shootdown(&sdb);
+        REQUIRE(a.add_region(GuestPhysAddr(0), 16 * kPageSize));
+        REQUIRE(b.add_region(GuestPhysAddr(0), 16 * kPageSize));
+        const std::vector<u8> text(kPageSize, 0xC3);
+        REQUIRE(a.write(GuestPhysAddr(2 * kPageSize), text));
+        REQUIRE(b.write(GuestPhysAddr(5 * kPageSize), text));
+        REQUIRE((*mm)->totals().frames_in_use == 32);
+
+        CHECK(b.share_from(4, a, 2).error().kind == PageOpError::Kind::NotIdentical);  // zero page vs text
+        REQUIRE(b.share_from(5, a, 2));
+        CHECK((*mm)->totals().frames_in_use == 31);  // one frame saved
+        CHECK(b.host_page(GuestPhysAddr(5 * kPageSize)) == a.host_page(GuestPhysAddr(2 * kPageSize)));
+        CHECK((*mm)->user_count(*[&] {
+            // the frame's reverse map names both VMs
+            const u8* host = a.host_page(GuestPhysAddr(2 * kPageSize));
+            for (u32 f = 0; f < (*mm)->frame_count(); ++f)
+                if ((*mm)->host(MachineFrame(f)) == host) return std::optional<MachineFrame>(MachineFrame(f));
+            return std::optional<MachineFrame>();
+        }()) == 2);
+        CHECK_FALSE(a.write_allowed(2));
+        CHECK_FALSE(b.write_allowed(5));
+        CHECK(b.share_from(5, a, 2).error().kind == PageOpError::Kind::AlreadyThere);
+        CHECK(a.migrate(2, 1).error().kind == PageOpError::Kind::Shared);
+        CHECK(b.replicate(5).error().kind == PageOpError::Kind::Shared);
+
+        // A write to B's page gets B a private copy; A still reads the original.
+        const u8 mark[1] = {0x11};
+        REQUIRE(b.write(GuestPhysAddr(5 * kPageSize), mark));
+        CHECK(b.page_op_stats().cow_breaks.load() == 1);
+        CHECK(b.host_page(GuestPhysAddr(5 * kPageSize))[0] == 0x11);
+        CHECK(a.host_page(GuestPhysAddr(2 * kPageSize))[0] == 0xC3);
+        CHECK((*mm)->totals().frames_in_use == 32);
+        CHECK(b.write_allowed(5));
+        // A is the frame's only holder now: its first write takes it over without a copy.
+        REQUIRE(a.write(GuestPhysAddr(2 * kPageSize), mark));
+        CHECK(a.page_op_stats().cow_takeovers.load() == 1);
+        CHECK(a.write_allowed(2));
+        CHECK((*mm)->totals().frames_in_use == 32);
+
+        // Sharing needs one machine memory.
+        auto other = MachineMemory::create(mc);
+        REQUIRE(other.has_value());
+        GuestRam c;
+        c.use_machine_memory(other->get(), 0, 3);
+        REQUIRE(c.add_region(GuestPhysAddr(0), 16 * kPageSize));
+        CHECK(c.share_from(0, a, 0).error().kind == PageOpError::Kind::NotMovable);
+        // Shared, then one VM goes away: the other keeps the frame.
+        REQUIRE(b.share_from(7, a, 9));  // two zero pages
+        CHECK((*mm)->totals().frames_in_use == 31);
+    }
+    CHECK((*mm)->totals().frames_in_use == 0);  // every frame back in its pool
 }
