@@ -66,12 +66,12 @@ int main(int argc, char** argv) {
                     "A virtio-blk disk from a raw image FILE[,readonly]; repeat for more (vda, vdb, ...)");
     run->add_option("--numa-sim", config.numa_sim,
                     "Present N simulated NUMA nodes (machine memory split in N pools, vCPUs round-robin); "
-                    "0 uses the host's real nodes")
+                    "0 uses the host's real nodes. With --vm: for the whole fleet, whose VMs share one machine memory")
         ->check(CLI::Range(0u, 64u))
         ->capture_default_str();
     run->add_option("--page-churn", config.page_churn,
                     "Stress the memory layer: migrate, replicate and collapse random guest pages at RATE "
-                    "operations per second while the guest runs")
+                    "operations per second while the guest runs (with --vm: in every VM)")
         ->check(CLI::Range(0.0, 1e6));
     run->add_flag("--no-reboot", no_reboot, "End with status 0 when the guest reboots instead of restarting it");
     run->add_option("--max-insns", config.max_insns,
@@ -94,11 +94,15 @@ int main(int argc, char** argv) {
     }
     if (!vm_files.empty()) {
         for (const char* one_vm : {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine",
-                                   "--no-reboot", "--numa-sim", "--page-churn"})
+                                   "--no-reboot"})
             if (run->count(one_vm) > 0)
                 return fail_line(fmt::format(
                     "--vm and {} are mutually exclusive (each VM's settings are in its JSON file)", one_vm));
-        return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns, .stats = stats});
+        // --numa-sim and --page-churn apply to the whole fleet: its VMs share one machine memory.
+        return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns,
+                                                    .stats = stats,
+                                                    .numa_sim = config.numa_sim,
+                                                    .page_churn = config.page_churn});
     }
     if (run->count("--kernel") == 0)
         return fail_line("--kernel is required (or --vm FILE.json for VMs from JSON files)");

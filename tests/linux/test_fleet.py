@@ -12,11 +12,14 @@ same time:
   - they overlapped: the whole run took clearly less than the two VMs' run times added up
     (`--stats` prints each VM's).
 
+With --case churn: the logs case with --numa-sim 2 --page-churn 300 (both VMs in one machine memory
+while their pages move).
+
 With --case pty: one VM's console is a pty and the other's a log. The log VM runs its command and
 powers off while the pty VM stays up; the test then types a shell command on the pty VM's
 /dev/pts/N, reads the answer, and powers it off from its shell: the process exits 0.
 
-  test_fleet.py --disco PATH --images DIR [--case logs|pty] [--log-dir DIR] [--timeout S]
+  test_fleet.py --disco PATH --images DIR [--case logs|pty|churn] [--log-dir DIR] [--timeout S]
 
 Exit status 0 passed, 1 failed, 77 skipped (the images are not built: run tools/build-images).
 The consoles are kept in DIR/linux-fleet-vm-NAME.log.
@@ -184,10 +187,10 @@ def case_pty(args, tmp, images):
             p.wait()
 
 
-def case_logs(args, tmp, images):
+def case_logs(args, tmp, images, extra=()):
     # vm-b ends by rebooting, which its "reboot": "exit" turns into the end of the VM.
     files = [write_vm(tmp, images, "a", VCPUS["a"]), write_vm(tmp, images, "b", VCPUS["b"], end="reboot")]
-    cmd = [os.path.abspath(args.disco), "run", "--stats"] + sum((["--vm", f] for f in files), [])
+    cmd = [os.path.abspath(args.disco), "run", "--stats", *extra] + sum((["--vm", f] for f in files), [])
     print(f"$ {' '.join(cmd)}", flush=True)
     start = time.monotonic()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=args.timeout)
@@ -205,12 +208,22 @@ def case_logs(args, tmp, images):
     check_vm(tmp, "b", "a")
     runs = [float(s) for s in re.findall(r"disco: vm vm-\w: \d+ instructions in ([\d.]+) s", r.stderr)]
     check(len(runs) == 2, f"--stats printed {len(runs)} VM run times, expected 2")
+    if extra:
+        moved = re.findall(r"disco: vm vm-\w: page churn: (\d+) operations", r.stderr)
+        check(len(moved) == 2 and all(int(n) > 0 for n in moved), "the page churn did not run in both VMs")
     print(f"wall {wall:.1f} s; VM run times {runs[0]:.1f} s + {runs[1]:.1f} s = {sum(runs):.1f} s")
     check(wall < 0.75 * sum(runs),
           f"the run took {wall:.1f} s, the VMs {runs[0]:.1f} s and {runs[1]:.1f} s: they did not overlap")
 
 
-CASES = {"logs": case_logs, "pty": case_pty}
+def case_churn(args, tmp, images):
+    """The logs case with both VMs in one machine memory of 2 simulated nodes while the monitor
+    migrates, replicates and collapses their pages: each VM still sees only its own data, and
+    every frame is back in its pool at the end (the monitor checks and fails otherwise)."""
+    case_logs(args, tmp, images, extra=("--numa-sim", "2", "--page-churn", "300"))
+
+
+CASES = {"logs": case_logs, "pty": case_pty, "churn": case_churn}
 
 
 def main():

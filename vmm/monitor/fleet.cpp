@@ -90,9 +90,28 @@ Result<void, Error> Fleet::add(VmDefinition vm) {
     return {};
 }
 
-void Fleet::start_all() {
+Result<void, Error> Fleet::make_machine_memory_locked() {
+    if (machine_memory_) return {};
+    // Every node's pool can hold every VM: capacity is reserved, committed only when used.
+    MachineMemoryConfig mc;
+    mc.numa_sim = options_.numa_sim;
+    mc.bytes_per_node = 0;
+    for (const auto& slot : slots_) mc.bytes_per_node += slot->def.config.memory_bytes + (16ull << 20);
+    auto mm = MachineMemory::create(mc);
+    if (!mm) return fail(Error{fmt::format("machine memory: {}", mm.error().message)});
+    machine_memory_ = std::move(*mm);
+    return {};
+}
+
+u64 Fleet::machine_frames_in_use() const {
     std::lock_guard lock(mutex_);
-    if (stopping_) return;
+    return machine_memory_ ? machine_memory_->totals().frames_in_use : 0;
+}
+
+Result<void, Error> Fleet::start_all() {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return {};
+    DISCO_TRY(make_machine_memory_locked());
     for (auto& owned : slots_) {
         Slot& slot = *owned;
         if (slot.supervisor.joinable() || slot.end) continue;
@@ -104,6 +123,7 @@ void Fleet::start_all() {
         if (!input) message(fmt::format("vm {}: no console input: {}", slot.def.name, input.error().message));
         slot.supervisor = std::thread([this, &slot] { supervise(slot); });
     }
+    return {};
 }
 
 bool Fleet::stop(const std::string& name) {
@@ -167,6 +187,14 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
     }
     VmConfig config = slot.def.config;
     if (!config.max_insns) config.max_insns = options_.default_max_insns;
+    if (options_.page_churn > 0) config.page_churn = options_.page_churn;
+    {
+        std::lock_guard lock(mutex_);
+        config.machine_memory = machine_memory_;
+        // Reverse-map ids: the slot's place in the fleet, from 1.
+        for (usize i = 0; i < slots_.size(); ++i)
+            if (slots_[i].get() == &slot) config.vm_id = static_cast<u32>(i + 1);
+    }
     FleetConsole* console = slot.console.get();
     config.console_out = [console](std::span<const u8> bytes) { console->write(bytes); };
 
@@ -195,6 +223,7 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
         message(fmt::format("vm {}: {} instructions in {:.3f} s: {:.1f} guest MIPS", slot.def.name, insns, secs,
                             secs > 0 ? insns / secs / 1e6 : 0.0));
     }
+    if (!(*vm)->churn_summary().empty()) message(fmt::format("vm {}: {}", slot.def.name, (*vm)->churn_summary()));
     if (stopped) return FleetVmEnd{FleetVmEnd::Why::Stopped, 0};
     if (exit.kind != VmExit::Kind::Reboot) return end_of(exit);
     if (slot.def.reboot == RebootPolicy::Exit) {
@@ -277,7 +306,17 @@ int run_fleet(const std::vector<std::string>& files, const FleetOptions& options
         }
     }
     FleetSignals signals(fleet);
-    fleet.start_all();
-    return fleet.wait();
+    if (auto started = fleet.start_all(); !started) {
+        std::fprintf(stderr, "disco: %s\n", started.error().message.c_str());
+        return 2;
+    }
+    const int status = fleet.wait();
+    // Every VM has ended: every machine frame must be back in its pool.
+    if (const u64 left = fleet.machine_frames_in_use(); left != 0) {
+        std::fprintf(stderr, "disco: internal error: %llu machine frames still in use after every VM ended\n",
+                     static_cast<unsigned long long>(left));
+        return status ? status : 1;
+    }
+    return status;
 }
 }  // namespace disco::monitor

@@ -31,6 +31,11 @@ struct FleetOptions {
     /// Print each VM's instruction count and guest MIPS when a run ends.
     bool stats = false;
     int message_fd = STDERR_FILENO;
+    /// NUMA for the whole fleet (its VMs share one machine memory): 0 = the
+    /// host's real nodes, N = N simulated nodes.
+    unsigned numa_sim = 0;
+    /// --page-churn for every VM (0 = off).
+    double page_churn = 0;
 };
 
 /// How one VM of the fleet ended.
@@ -56,7 +61,10 @@ public:
     /// already in the fleet or a console that cannot be opened.
     Result<void, Error> add(VmDefinition vm);
     /// Starts every VM not yet started, each on its own supervisor thread.
-    void start_all();
+    /// Fails only when the fleet's machine memory cannot be created.
+    Result<void, Error> start_all();
+    /// Machine frames in use (every VM's; 0 once all have ended).
+    u64 machine_frames_in_use() const;
     /// Ends one VM (its supervisor reports it as stopped); false if unknown.
     bool stop(const std::string& name);
     /// Ends every VM, and any added later never starts.
@@ -89,7 +97,13 @@ private:
     void message(const std::string& text) const;
     const Slot* find(const std::string& name) const;
 
+    /// Creates the machine memory every VM of the fleet uses (before the first start).
+    Result<void, Error> make_machine_memory_locked();
+
     FleetOptions options_;
+    /// One machine memory for every VM (DESIGN.md: the one thing VMs share),
+    /// sized for the VMs added before the first start_all().
+    std::shared_ptr<MachineMemory> machine_memory_;
     mutable std::mutex mutex_;
     std::condition_variable ended_cv_;
     bool stopping_ = false;

@@ -58,7 +58,7 @@ Result<accel::ResetState, Error> Vm::build_virt(const VmConfig& config) {
         machine_memory_ = std::move(*mm);
     }
     shootdown_ = std::make_unique<Shootdown>(config.smp);
-    ram_.use_machine_memory(machine_memory_.get(), 0, 0);
+    ram_.use_machine_memory(machine_memory_.get(), 0, config.vm_id);
     ram_.set_shootdown(shootdown_.get());
     board::VirtConfig vc;
     vc.memory_bytes = config.memory_bytes;

@@ -38,6 +38,8 @@ struct VmConfig {
     double page_churn = 0;
     /// Machine memory shared with other VMs; null = the VM makes its own.
     std::shared_ptr<MachineMemory> machine_memory;
+    /// The VM's number in machine memory's reverse map (unique among the VMs sharing it; not 0).
+    u32 vm_id = 1;
     /// Where the guest's console output goes (the process's stdout by default).
     std::function<void(std::span<const u8>)> console_out;
 };
