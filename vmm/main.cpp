@@ -34,7 +34,8 @@ disco::Result<disco::board::DiskSpec, disco::Error> parse_disk(const std::string
         if (opt == "readonly" || opt == "ro" || opt == "readonly=on")
             disk.read_only = true;
         else if (opt != "readonly=off")
-            return disco::fail(disco::Error{fmt::format("--disk '{}': unknown option '{}' (known: readonly)", arg, opt)});
+            return disco::fail(
+                disco::Error{fmt::format("--disk '{}': unknown option '{}' (known: readonly)", arg, opt)});
         rest = next == std::string::npos ? "" : rest.substr(next + 1);
     }
     return disk;
@@ -93,8 +94,8 @@ int main(int argc, char** argv) {
         return fail_line(e.what());
     }
     if (!vm_files.empty()) {
-        for (const char* one_vm : {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine",
-                                   "--no-reboot"})
+        for (const char* one_vm :
+             {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine", "--no-reboot"})
             if (run->count(one_vm) > 0)
                 return fail_line(fmt::format(
                     "--vm and {} are mutually exclusive (each VM's settings are in its JSON file)", one_vm));
@@ -126,7 +127,8 @@ int main(int argc, char** argv) {
     disco::monitor::Vm* current = nullptr;
     disco::monitor::SignalWatch dump_on_signal({SIGUSR1}, [&](int) {
         std::lock_guard lock(current_mutex);
-        if (current) std::fputs(("\ndisco: SIGUSR1: the VM's state\n" + current->describe_state("disco: ")).c_str(), stderr);
+        if (current)
+            std::fputs(("\ndisco: SIGUSR1: the VM's state\n" + current->describe_state("disco: ")).c_str(), stderr);
     });
     const auto set_current = [&](disco::monitor::Vm* vm) {
         std::lock_guard lock(current_mutex);
@@ -141,11 +143,12 @@ int main(int argc, char** argv) {
             ~ClearCurrent() { clear(nullptr); }
         } clear_current{set_current};
         disco::monitor::Vm* const this_vm = vm->get();
-        disco::monitor::HostConsole console([this_vm](std::span<const disco::u8> bytes) { this_vm->console_input(bytes); },
-                                            [this_vm] {
-                                                std::fprintf(stderr, "\r\ndisco: terminated by the console (Ctrl-A x)\r\n");
-                                                this_vm->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
-                                            });
+        disco::monitor::HostConsole console(
+            [this_vm](std::span<const disco::u8> bytes) { this_vm->console_input(bytes); },
+            [this_vm] {
+                std::fprintf(stderr, "\r\ndisco: terminated by the console (Ctrl-A x)\r\n");
+                this_vm->request_exit({disco::monitor::VmExit::Kind::PowerOff, 0});
+            });
         if (auto started = console.start(); !started) return fail_line(started.error().message);
         const disco::monitor::VmExit exit = (*vm)->run();
         console.stop();

@@ -16,12 +16,12 @@ TEST_CASE("guest RAM accessors are bounds- and overflow-checked", "[mem]") {
     CHECK_FALSE(ram.add_region(GuestPhysAddr(0x80000), 1 << 20));  // overlaps
     std::array<u8, 8> buf{1, 2, 3, 4, 5, 6, 7, 8};
     CHECK(ram.write(GuestPhysAddr(0xFFFF8), buf));
-    CHECK_FALSE(ram.write(GuestPhysAddr(0xFFFF9), buf));                 // straddles the end
-    CHECK_FALSE(ram.read(GuestPhysAddr(~0ull - 3), buf));                // wraps around
-    CHECK_FALSE(ram.host_span(GuestPhysAddr(0x100000), 1).has_value());  // the hole
-    CHECK_FALSE(ram.is_ram(GuestPhysAddr(0xFF000), 0x2000));               // runs into the hole
-    CHECK(ram.host_span(GuestPhysAddr(0x1000), 0x1000).has_value());      // one page
-    CHECK_FALSE(ram.host_span(GuestPhysAddr(0x1800), 0x1000).has_value()); // two pages: no common pointer
+    CHECK_FALSE(ram.write(GuestPhysAddr(0xFFFF9), buf));                    // straddles the end
+    CHECK_FALSE(ram.read(GuestPhysAddr(~0ull - 3), buf));                   // wraps around
+    CHECK_FALSE(ram.host_span(GuestPhysAddr(0x100000), 1).has_value());     // the hole
+    CHECK_FALSE(ram.is_ram(GuestPhysAddr(0xFF000), 0x2000));                // runs into the hole
+    CHECK(ram.host_span(GuestPhysAddr(0x1000), 0x1000).has_value());        // one page
+    CHECK_FALSE(ram.host_span(GuestPhysAddr(0x1800), 0x1000).has_value());  // two pages: no common pointer
     CHECK(ram.host_page(GuestPhysAddr(0x20000123)) != nullptr);
     CHECK(ram.host_page(GuestPhysAddr(0x1FFFF000)) == nullptr);
     CHECK(ram.total_size() == 2u << 20);

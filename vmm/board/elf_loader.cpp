@@ -206,7 +206,8 @@ Result<LoadedKernel, LoadError> load_kernel_elf(const std::string& path, GuestRa
         if (!pread_all(file.fd, s.file_offset, std::span<u8>(image).first(s.file_size)))
             return problem(Kind::Unreadable, "file changed or became unreadable while loading");
         if (!ram.write(GuestPhysAddr(s.phys), image))
-            return problem(Kind::SegmentOutsideRam, fmt::format("segment at physical {:#x} does not fit in guest RAM", s.phys));
+            return problem(Kind::SegmentOutsideRam,
+                           fmt::format("segment at physical {:#x} does not fit in guest RAM", s.phys));
         kernel.phys_low = std::min(kernel.phys_low, s.phys);
         kernel.phys_high = std::max(kernel.phys_high, s.phys + s.mem_size);
     }

@@ -145,10 +145,10 @@ std::pair<u64, std::string> Cpu::last_report() const {
 
 void Cpu::make_report(const char* activity) {
     report_requested_.store(false, std::memory_order_relaxed);
-    std::string text = fmt::format(
-        "vCPU {}: {}, {} status={:#x} cause={:#x} (lines {:#x}) epc={:#x} count-compare={} retired={}", index_,
-        activity, where(), cp0.status, (cp0.cause & ~cause::IP) | cause_ip(), irq_lines_.load(), cp0.epc,
-        static_cast<i64>(static_cast<i32>(cp0.compare - read_count())), retired());
+    std::string text =
+        fmt::format("vCPU {}: {}, {} status={:#x} cause={:#x} (lines {:#x}) epc={:#x} count-compare={} retired={}",
+                    index_, activity, where(), cp0.status, (cp0.cause & ~cause::IP) | cause_ip(), irq_lines_.load(),
+                    cp0.epc, static_cast<i64>(static_cast<i32>(cp0.compare - read_count())), retired());
     std::lock_guard<std::mutex> lock(report_mutex_);
     report_ = std::move(text);
     ++report_seq_;

@@ -122,7 +122,7 @@ private:
     std::vector<Vp> vps_;
 
     mutable std::mutex line_mutex_;  // serialises cpu_line calls
-    std::vector<bool> reported_;  // last level given to cpu_line, under line_mutex_
+    std::vector<bool> reported_;     // last level given to cpu_line, under line_mutex_
 
     std::condition_variable timer_cv_;  // with mutex_: a deadline moved, or stopping
     bool deadlines_changed_ = false;    // set by COMPARE/counter/COUNTSTOP writes

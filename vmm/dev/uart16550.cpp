@@ -220,8 +220,9 @@ void Uart16550::refill_rx_locked() {
 std::string Uart16550::describe_state() const {
     std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);  // a diagnostic must not hang
     if (!lock) return "busy (its lock is held)";
-    return fmt::format("ier={:#x} iir={:#x} lcr={:#x} mcr={:#x} fcr={:#x} rx={} backlog={} thre-pending={} irq={}", ier_,
-                       iir_locked(), lcr_, mcr_, fcr_, rx_fifo_.size(), backlog_.size(), thre_pending_, irq_level_);
+    return fmt::format("ier={:#x} iir={:#x} lcr={:#x} mcr={:#x} fcr={:#x} rx={} backlog={} thre-pending={} irq={}",
+                       ier_, iir_locked(), lcr_, mcr_, fcr_, rx_fifo_.size(), backlog_.size(), thre_pending_,
+                       irq_level_);
 }
 
 void Uart16550::update_irq_locked() {

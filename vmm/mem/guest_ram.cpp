@@ -57,7 +57,8 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr 
     for (u32 i = 0; i < pages; ++i) {
         const MachineFrame f(first->index + i);
         r->frames_.push_back(f);
-        for (unsigned v = 0; v < r->views_; ++v) r->shown_[u64{v} * pages + i].store(f.index, std::memory_order_relaxed);
+        for (unsigned v = 0; v < r->views_; ++v)
+            r->shown_[u64{v} * pages + i].store(f.index, std::memory_order_relaxed);
         (void)mm.add_user(f, FrameUser{vm_id, (base.value >> kPageShift) + i});
     }
     return r;
@@ -156,7 +157,8 @@ Result<void, MemError> GuestRam::write(GuestPhysAddr a, std::span<const u8> in) 
     if (!is_ram(a, in.size())) return fail(MemError{MemError::Kind::OutOfRange, a.value, in.size()});
     {
         DmaPin pin(*this, a, in.size(), true);
-        for_each_page_piece(*this, a, in.size(), [&](u8* host, u64 at, u64 n) { std::memcpy(host, in.data() + at, n); });
+        for_each_page_piece(*this, a, in.size(),
+                            [&](u8* host, u64 at, u64 n) { std::memcpy(host, in.data() + at, n); });
     }
     note_dma_write(a, in.size());
     return {};

@@ -48,11 +48,11 @@ struct MemError {
 /// Why a page operation did nothing (the guest page is left as it was).
 struct PageOpError {
     enum class Kind {
-        NotRam,        // MMIO, a hole, or beyond RAM
-        NotMovable,    // plain (non-machine-memory) RAM
-        Busy,          // being moved, or pinned by device I/O right now
-        NotReplicated, // collapse of a page that has no replicas
-        AlreadyThere,  // migrate to the node the page is on / replicate an already replicated page
+        NotRam,         // MMIO, a hole, or beyond RAM
+        NotMovable,     // plain (non-machine-memory) RAM
+        Busy,           // being moved, or pinned by device I/O right now
+        NotReplicated,  // collapse of a page that has no replicas
+        AlreadyThere,   // migrate to the node the page is on / replicate an already replicated page
         BadNode,
         NoMemory,      // no frame on any node
         NotIdentical,  // share: the two pages' contents differ
@@ -64,10 +64,10 @@ struct PageOpError {
 /// Per-page pmap state word: pin count (device accesses in flight) and flags.
 namespace page_state {
 constexpr u32 kPinMask = 0xFFFF;
-constexpr u32 kDenyWrite = 1u << 16;  // soft TLBs hold no write permission; stores take the slow path
-constexpr u32 kMoving = 1u << 17;     // a page operation owns the page: stores and pins wait
-constexpr u32 kReplicated = 1u << 18; // each view shows its node's copy (read-only until collapsed)
-constexpr u32 kShared = 1u << 19;     // the frame is shared copy-on-write (read-only until broken)
+constexpr u32 kDenyWrite = 1u << 16;   // soft TLBs hold no write permission; stores take the slow path
+constexpr u32 kMoving = 1u << 17;      // a page operation owns the page: stores and pins wait
+constexpr u32 kReplicated = 1u << 18;  // each view shows its node's copy (read-only until collapsed)
+constexpr u32 kShared = 1u << 19;      // the frame is shared copy-on-write (read-only until broken)
 }  // namespace page_state
 
 /// Counters of page operations (relaxed; for statistics).
@@ -117,7 +117,7 @@ private:
     /// `view` sees for page i (relaxed-atomic: vCPUs read it when they fill
     /// their soft TLB, page operations repoint it).
     std::unique_ptr<std::atomic<u32>[]> shown_;
-    std::vector<MachineFrame> frames_;                              // primary frame per page (ops mutex)
+    std::vector<MachineFrame> frames_;                             // primary frame per page (ops mutex)
     std::unordered_map<u64, std::vector<MachineFrame>> replicas_;  // page -> frame per view (ops mutex)
 };
 

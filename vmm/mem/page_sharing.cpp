@@ -39,8 +39,8 @@ Result<void, PageOpError> GuestRam::share_locked(u64 ppage, GuestRam& source, u6
     auto p = page(ppage);
     auto q = source.page(source_ppage);
     if (!p || !q)
-        return fail(op_error(PageOpError::Kind::NotRam,
-                             fmt::format("page {:#x} is not RAM", p ? source_ppage : ppage)));
+        return fail(
+            op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", p ? source_ppage : ppage)));
     RamRegion& r = *p->region;
     RamRegion& sr = *q->region;
     if (!r.mm_ || !sr.mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));

@@ -33,12 +33,15 @@ Result<accel::ResetState, Error> Vm::build_baremetal(const VmConfig& config) {
         return fail(Error{fmt::format("--smp {} is out of range (1 to 64)", config.smp)});
     board::BoardHooks hooks{
         config.console_out,
-        [this](int status) { request_exit({VmExit::Kind::GuestStatus, status}); },
+        [this](int status) {
+            request_exit({VmExit::Kind::GuestStatus, status});
+        },
         [this](bool level) {
             if (!vcpus_.empty()) vcpus_[0]->set_irq_line(board::kUartIrq, level);
         },
     };
-    auto boot = DISCO_TRY(board::build_baremetal_board(ram_, mmio_, config.memory_bytes, config.kernel, std::move(hooks)));
+    auto boot =
+        DISCO_TRY(board::build_baremetal_board(ram_, mmio_, config.memory_bytes, config.kernel, std::move(hooks)));
     byte_order_ = boot.byte_order;
     return boot.reset;
 }
@@ -103,8 +106,9 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     vm->ram_.set_dma_observer([code = vm->code_.get()](u64 ppage) { code->note_write(ppage); });
     Vm* self = vm.get();
     for (unsigned i = 0; i < cfg.smp; ++i) {
-        cpu::CpuBus bus{&vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_,
-                        [self](const std::string& m) { self->abort_with(m); }, nullptr};
+        cpu::CpuBus bus{
+            &vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_, [self](const std::string& m) { self->abort_with(m); },
+            nullptr};
         bus.shootdown = vm->shootdown_.get();
         bus.view = vm->home_node(i);
         accel::ResetState r = reset;
@@ -124,9 +128,7 @@ Vm::~Vm() {
     mmio_ = {};
 }
 
-unsigned Vm::home_node(unsigned vcpu) const {
-    return machine_memory_ ? vcpu % machine_memory_->node_count() : 0;
-}
+unsigned Vm::home_node(unsigned vcpu) const { return machine_memory_ ? vcpu % machine_memory_->node_count() : 0; }
 
 void Vm::on_halted(unsigned vcpu) {
     // The boot CPU waiting with every interrupt masked is Linux's power-off
@@ -206,7 +208,9 @@ std::string Vm::describe_state(const std::string& prefix) const {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
             std::tie(seq, report) = vcpus_[i]->last_report();
         }
-        text += prefix + (seq != before[i] ? report : fmt::format("vCPU {}: no answer within 1 s (stuck in the monitor)", i)) + "\n";
+        text += prefix +
+                (seq != before[i] ? report : fmt::format("vCPU {}: no answer within 1 s (stuck in the monitor)", i)) +
+                "\n";
     }
     for (const auto& device : virt_.devices)
         if (const std::string state = device->describe_state(); !state.empty())

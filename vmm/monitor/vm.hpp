@@ -16,8 +16,8 @@
 #include "vmm/mem/code_watch.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/machine_memory.hpp"
-#include "vmm/mem/shootdown.hpp"
 #include "vmm/mem/mmio.hpp"
+#include "vmm/mem/shootdown.hpp"
 #include "vmm/util/result.hpp"
 
 namespace disco::monitor {
