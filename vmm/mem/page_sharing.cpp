@@ -67,7 +67,7 @@ Result<void, PageOpError> GuestRam::share_locked(u64 ppage, GuestRam& source, u6
     if ((before | *source_claim) & page_state::kReplicated)
         return undo(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
     shoot_down(ppage);  // from here on nobody writes either frame
-    if (&source != this) source.shoot_down(source_ppage);
+    source.shoot_down(source_ppage);
     if (std::memcmp(mm_->host(old), mm_->host(shared), kPageSize) != 0)
         return undo(op_error(PageOpError::Kind::NotIdentical, "the pages' contents differ"));
     if (auto ref = mm_->add_ref(shared); !ref)
