@@ -128,12 +128,14 @@ void Gic::set_input(unsigned irq, bool level) {
 }
 
 void Gic::update_timers() {
-    bool fired;
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        fired = expire_compares_locked(now());
+        expire_compares_locked(now());
     }
-    if (fired) deliver_lines();
+    // Deliver even when the timer thread expired the COMPARE first: it may
+    // not have reported the line yet, and the caller expects it reported
+    // when this returns.
+    deliver_lines();
 }
 
 u32 Gic::read_word_locked(u64 offset, u64 now_ns) {
