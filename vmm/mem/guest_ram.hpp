@@ -182,6 +182,11 @@ public:
     const PageOpStats& page_op_stats() const { return ops_->stats; }
     /// Every machine frame this VM holds (primaries and replicas).
     u64 frames_held() const;
+    /// The pmap state word of a page (page_state), nullopt when it is not RAM.
+    std::optional<u32> state_of(u64 ppage) const;
+    /// One pass over the pmap, under the operations mutex: fn(ppage, primary
+    /// frame, state word) for each page of machine-memory RAM.
+    void for_each_frame(const std::function<void(u64, MachineFrame, u32)>& fn) const;
 
     /// Devices write guest RAM behind the CPU's back (DMA through host
     /// pointers from host_span, or write()): each such write is reported here

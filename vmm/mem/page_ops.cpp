@@ -74,6 +74,21 @@ u64 GuestRam::frames_held() const {
     return n;
 }
 
+std::optional<u32> GuestRam::state_of(u64 ppage) const {
+    auto p = page(ppage);
+    if (!p) return std::nullopt;
+    return p->region->state(p->index).load(std::memory_order_acquire);
+}
+
+void GuestRam::for_each_frame(const std::function<void(u64, MachineFrame, u32)>& fn) const {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    for (const auto& r : regions_) {
+        if (!r->mm_) continue;
+        for (u64 i = 0; i < r->frames_.size(); ++i)
+            fn(r->base().page() + i, r->frames_[i], r->state(i).load(std::memory_order_acquire));
+    }
+}
+
 Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
     std::lock_guard<std::mutex> lock(ops_->mutex);
     auto p = page(ppage);
