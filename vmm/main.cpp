@@ -1,16 +1,24 @@
 // `disco`: the monitor's command line. QEMU users should feel at home:
 //   disco run --kernel FILE [--initrd FILE] [--append CMDLINE] [--memory SIZE]
-//             [--smp N] [--disk FILE[,readonly]]... [--no-reboot]
+//             [--smp N] [--disk FILE[,readonly][,overlay=OVL]]... [--no-reboot]
 //   disco run --vm FILE.json [--vm FILE.json]...   (several VMs: vmm/monitor/fleet.hpp)
+//   disco daemon --config-dir DIR; disco list|status|start|stop   (vmm/control/cli_commands.hpp)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <mutex>
 
+#include "vmm/control/cli_commands.hpp"
 #include "vmm/monitor/fleet.hpp"
+#include "vmm/monitor/footprint.hpp"
 #include "vmm/monitor/host_console.hpp"
+#include "vmm/monitor/page_scanner.hpp"
+#include "vmm/monitor/stats_document.hpp"
 #include "vmm/monitor/signal_watch.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/util/size.hpp"
@@ -21,7 +29,8 @@ int fail_line(const std::string& message) {
     return 2;
 }
 
-/// FILE[,readonly] (QEMU's -drive spirit, one option per disk).
+/// FILE[,readonly][,overlay=OVL] (QEMU's -drive spirit, one option per disk).
+/// With an overlay, FILE is the read-only base (configs/disk-overlay-format.md).
 disco::Result<disco::board::DiskSpec, disco::Error> parse_disk(const std::string& arg) {
     disco::board::DiskSpec disk;
     const auto comma = arg.find(',');
@@ -33,9 +42,11 @@ disco::Result<disco::board::DiskSpec, disco::Error> parse_disk(const std::string
         const std::string opt = rest.substr(0, next);
         if (opt == "readonly" || opt == "ro" || opt == "readonly=on")
             disk.read_only = true;
+        else if (opt.starts_with("overlay=") && opt.size() > 8)
+            disk.overlay = opt.substr(8);
         else if (opt != "readonly=off")
-            return disco::fail(
-                disco::Error{fmt::format("--disk '{}': unknown option '{}' (known: readonly)", arg, opt)});
+            return disco::fail(disco::Error{
+                fmt::format("--disk '{}': unknown option '{}' (known: readonly, overlay=FILE)", arg, opt)});
         rest = next == std::string::npos ? "" : rest.substr(next + 1);
     }
     return disk;
@@ -47,6 +58,7 @@ int main(int argc, char** argv) {
     disco::monitor::block_monitor_signals();
     CLI::App app{"Disco: a virtual machine monitor for MIPS64 guests on NUMA hosts", "disco"};
     app.require_subcommand(1);
+    disco::control::ControlSubcommands control(app);  // daemon, list, status, start, stop
     CLI::App* run = app.add_subcommand("run", "Boot one VM and attach its console to this terminal");
     disco::monitor::VmConfig config;
     std::string memory, machine = "virt";
@@ -64,7 +76,9 @@ int main(int argc, char** argv) {
                     "Guest RAM, e.g. 512M or 2G (a bare number means MiB); default 256M (virt), 64M (baremetal)");
     run->add_option("--smp", config.smp, "Number of vCPUs, one host thread each (virt: 1-16)")->capture_default_str();
     run->add_option("-d,--disk", disks,
-                    "A virtio-blk disk from a raw image FILE[,readonly]; repeat for more (vda, vdb, ...)");
+                    "A virtio-blk disk from a raw image FILE[,readonly]; FILE,overlay=OVL: FILE is a read-only "
+                    "base and the guest's writes go to the copy-on-write overlay OVL (made if absent; delete it "
+                    "to reset the disk); repeat for more (vda, vdb, ...)");
     run->add_option("--numa-sim", config.numa_sim,
                     "Present N simulated NUMA nodes (machine memory split in N pools, vCPUs round-robin); "
                     "0 uses the host's real nodes. With --vm: for the whole fleet, whose VMs share one machine memory")
@@ -74,11 +88,27 @@ int main(int argc, char** argv) {
                     "Stress the memory layer: migrate, replicate and collapse random guest pages at RATE "
                     "operations per second while the guest runs (with --vm: in every VM)")
         ->check(CLI::Range(0.0, 1e6));
+    std::string access_counters = "on";
+    run->add_option("--access-counters", access_counters,
+                    "Count, per machine page and NUMA node, the vCPUs' soft-TLB misses (the analogue of FLASH's "
+                    "per-page cache-miss counters that page migration and replication decide from); 'off' saves "
+                    "their small cost. With --stats the total and the hottest page are printed (virt only)")
+        ->check(CLI::IsMember({"on", "off"}))
+        ->capture_default_str();
     run->add_flag("--no-reboot", no_reboot, "End with status 0 when the guest reboots instead of restarting it");
     run->add_option("--max-insns", config.max_insns,
                     "Stop the VM with an error after this many instructions per vCPU (0: no limit)")
         ->capture_default_str();
-    run->add_flag("--stats", stats, "Print instructions retired and guest MIPS on stderr when the VM ends");
+    std::string stats_file;
+    run->add_option("--stats", stats_file,
+                    "Print instructions retired, guest MIPS and the memory footprint on stderr when the VM ends; "
+                    "with FILE, also write the footprint and sharing figures there as JSON")
+        ->expected(0, 1);
+    double page_scan = 0;
+    run->add_option("--page-scan", page_scan,
+                    "Share identical guest pages copy-on-write (within and across VMs), found by hashing at most "
+                    "RATE pages per second on one scanner thread (0: off)")
+        ->check(CLI::Range(0.0, 1e8));
     std::vector<std::string> vm_files;
     run->add_option("--vm", vm_files,
                     "Instead of --kernel: run the VMs a JSON file defines (configs/vm-schema.md), each with its own "
@@ -93,9 +123,11 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return fail_line(e.what());
     }
+    if (auto status = control.run()) return *status;
+    stats = run->count("--stats") > 0;
     if (!vm_files.empty()) {
-        for (const char* one_vm :
-             {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine", "--no-reboot"})
+        for (const char* one_vm : {"--kernel", "--initrd", "--append", "--memory", "--smp", "--disk", "--machine",
+                                   "--no-reboot", "--access-counters"})
             if (run->count(one_vm) > 0)
                 return fail_line(fmt::format(
                     "--vm and {} are mutually exclusive (each VM's settings are in its JSON file)", one_vm));
@@ -103,11 +135,14 @@ int main(int argc, char** argv) {
         return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns,
                                                     .stats = stats,
                                                     .numa_sim = config.numa_sim,
-                                                    .page_churn = config.page_churn});
+                                                    .page_churn = config.page_churn,
+                                                    .page_scan = page_scan,
+                                                    .stats_file = stats_file});
     }
     if (run->count("--kernel") == 0)
         return fail_line("--kernel is required (or --vm FILE.json for VMs from JSON files)");
 
+    config.access_counters = access_counters == "on";
     config.machine = machine == "virt" ? disco::monitor::Machine::Virt : disco::monitor::Machine::BareMetal;
     if (memory.empty()) memory = config.machine == disco::monitor::Machine::Virt ? "256M" : "64M";
     auto bytes = disco::parse_size(memory);
@@ -138,6 +173,9 @@ int main(int argc, char** argv) {
         auto vm = disco::monitor::Vm::create(config);
         if (!vm) return fail_line(vm.error().message);
         set_current(vm->get());
+        // --page-scan: sharing within the one VM (zero pages, duplicated file pages).
+        std::optional<disco::monitor::PageScanner> scanner;
+        if (page_scan > 0) scanner.emplace(page_scan).add((*vm)->ram());
         struct ClearCurrent {
             decltype(set_current)& clear;
             ~ClearCurrent() { clear(nullptr); }
@@ -152,11 +190,22 @@ int main(int argc, char** argv) {
         if (auto started = console.start(); !started) return fail_line(started.error().message);
         const disco::monitor::VmExit exit = (*vm)->run();
         console.stop();
+        const std::pair<std::string, const disco::GuestRam*> measured[] = {{"vm", &(*vm)->ram()}};
+        const disco::monitor::Footprint footprint = disco::monitor::measure_footprint(measured);
+        if (scanner) scanner->stop();
+        if (!stats_file.empty() &&
+            !disco::monitor::write_stats_document(
+                stats_file, disco::monitor::stats_document(footprint, footprint, scanner ? &*scanner : nullptr)))
+            return fail_line(fmt::format("--stats {}: {}", stats_file, std::strerror(errno)));
         if (stats) {
+            std::fprintf(stderr, "disco: %s\n", footprint.summary().c_str());
+            if (scanner) std::fprintf(stderr, "disco: %s\n", scanner->summary().c_str());
             const double secs = (*vm)->run_seconds();
             const auto insns = (*vm)->retired_instructions();
             std::fprintf(stderr, "disco: %llu instructions in %.3f s: %.1f guest MIPS\n",
                          static_cast<unsigned long long>(insns), secs, secs > 0 ? insns / secs / 1e6 : 0.0);
+            if (const disco::MachineMemory* mm = (*vm)->ram().machine_memory(); mm && config.access_counters)
+                std::fprintf(stderr, "disco: access counters: %s\n", mm->access_counters().summary().c_str());
         }
         if (!(*vm)->churn_summary().empty()) std::fprintf(stderr, "disco: %s\n", (*vm)->churn_summary().c_str());
         if (exit.kind != disco::monitor::VmExit::Kind::Reboot) return exit.status;

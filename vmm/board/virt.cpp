@@ -75,7 +75,8 @@ Result<void, Error> add_virtio(GuestRam& ram, MmioBus& mmio, const VirtConfig& c
     if (config.disks.size() + (config.virtio_console ? 1 : 0) > kVirtioSlots)
         return fail(Error{fmt::format("too many virtio devices: the board has {} slots", kVirtioSlots)});
     std::vector<std::unique_ptr<dev::VirtioDevice>> devices;
-    for (const auto& disk : config.disks) devices.push_back(DISCO_TRY(dev::VirtioBlk::open(disk.path, disk.read_only)));
+    for (const auto& disk : config.disks)
+        devices.push_back(DISCO_TRY(dev::VirtioBlk::open(disk.path, disk.read_only, {}, disk.overlay)));
     if (config.virtio_console) {
         auto console = std::make_unique<dev::VirtioConsole>(hooks.virtio_console_out);
         board.virtio_console = std::shared_ptr<dev::VirtioConsole>(console.get(), [](dev::VirtioConsole*) {});

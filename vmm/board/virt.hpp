@@ -27,6 +27,7 @@ namespace disco::board {
 struct DiskSpec {
     std::string path;
     bool read_only = false;
+    std::string overlay;  // non-empty: path is the read-only base of this copy-on-write overlay
 };
 
 struct VirtConfig {

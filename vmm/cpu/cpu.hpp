@@ -18,6 +18,7 @@
 #include "vmm/cpu/cp0.hpp"
 #include "vmm/cpu/exception.hpp"
 #include "vmm/cpu/fpu/fpu.hpp"
+#include "vmm/mem/access_counters.hpp"
 #include "vmm/mem/code_watch.hpp"
 #include "vmm/mem/endian.hpp"
 #include "vmm/mem/guest_ram.hpp"
@@ -89,6 +90,10 @@ struct CpuBus {
     Shootdown* shootdown = nullptr;
     /// Which view of guest RAM this vCPU reads: its home NUMA node's (guest_ram.hpp).
     unsigned view = 0;
+    /// Machine memory's access counters, told of each soft-TLB fill as a miss
+    /// of node `view` (access_counters.hpp); null: not counted. Last, so that
+    /// positional initialisers of the fields above stay valid.
+    AccessCounters* access_counters = nullptr;
 };
 
 /// Why run() returned.

@@ -145,6 +145,7 @@ void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
     e.fetch_tag = t.executable ? t.page_va : kNoTag;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - t.page_va;
     e.ppage = ppage;
+    if (AccessCounters* ac = bus_.access_counters) ac->note(host_page, bus_.view);
 }
 
 void Cpu::flush_soft_tlb() {

@@ -48,13 +48,15 @@ Result<std::unique_ptr<MachineMemory>, MemoryError> MachineMemory::create(const 
     auto rmap = DISCO_TRY(FrameRmap::create(frames));
     std::vector<std::unique_ptr<NodePool>> pools;
     for (NodeId n = 0; n < nodes; ++n) pools.push_back(DISCO_TRY(NodePool::create(n * per_node, per_node)));
+    auto counters = DISCO_TRY(AccessCounters::create(arena.data(), frames, nodes));
     return std::unique_ptr<MachineMemory>(new MachineMemory(std::move(topology), per_node, std::move(file),
                                                             std::move(arena), std::move(refs), std::move(rmap),
-                                                            std::move(pools)));
+                                                            std::move(pools), std::move(counters)));
 }
 
 MachineMemory::MachineMemory(NumaTopology topology, u32 per_node, MemoryFile file, HostMapping arena, HostMapping refs,
-                             std::unique_ptr<FrameRmap> rmap, std::vector<std::unique_ptr<NodePool>> pools)
+                             std::unique_ptr<FrameRmap> rmap, std::vector<std::unique_ptr<NodePool>> pools,
+                             std::unique_ptr<AccessCounters> counters)
     : topology_(std::move(topology)),
       frames_per_node_(per_node),
       frame_count_(per_node * topology_.node_count()),
@@ -62,7 +64,8 @@ MachineMemory::MachineMemory(NumaTopology topology, u32 per_node, MemoryFile fil
       arena_(std::move(arena)),
       refs_(std::move(refs)),
       rmap_(std::move(rmap)),
-      pools_(std::move(pools)) {
+      pools_(std::move(pools)),
+      counters_(std::move(counters)) {
     for (NodeId n = 0; n < node_count(); ++n) fallback_.push_back(topology_.fallback_order(n));
 }
 

@@ -48,6 +48,7 @@
 //    by frame number.
 //  - host, fd, file_offset, node_of, node_count, node_info, distance, topology: immutable
 //    after create(), no synchronisation.
+//  - access_counters: its own thread model (access_counters.hpp).
 //  - node_stats / totals: relaxed atomics; each figure is exact, but figures
 //    read while others allocate are not a consistent snapshot.
 // Rule for callers: touch a frame's bytes, add references or users only while
@@ -60,6 +61,7 @@
 #include <optional>
 #include <vector>
 
+#include "vmm/mem/access_counters.hpp"
 #include "vmm/mem/frame_rmap.hpp"
 #include "vmm/mem/host_mapping.hpp"
 #include "vmm/mem/machine_frame.hpp"
@@ -124,6 +126,13 @@ public:
     NodeId node_of(MachineFrame f) const { return f.index / frames_per_node_; }
     /// The frame's 4 KiB of host memory. Precondition: contains(f).
     u8* host(MachineFrame f) const { return arena_.data() + file_offset(f); }
+    /// The frame whose 4 KiB hold `host` (any byte of them); nothing for a
+    /// pointer outside machine memory.
+    std::optional<MachineFrame> frame_of(const u8* host) const {
+        const uintptr_t offset = reinterpret_cast<uintptr_t>(host) - reinterpret_cast<uintptr_t>(arena_.data());
+        if (offset >= u64(frame_count_) << kPageShift) return std::nullopt;
+        return MachineFrame(static_cast<u32>(offset >> kPageShift));
+    }
     /// The machine memory file, for mapping views of frames (see Views above).
     int fd() const { return file_.fd(); }
     /// Where the frame's 4 KiB lie in fd(). Precondition: contains(f).
@@ -162,10 +171,14 @@ public:
     NodeStats node_stats(NodeId node) const;
     /// The sum over all nodes.
     NodeStats totals() const;
+    /// Per frame and node, the vCPUs' soft-TLB misses (access_counters.hpp).
+    AccessCounters& access_counters() { return *counters_; }
+    const AccessCounters& access_counters() const { return *counters_; }
 
 private:
     MachineMemory(NumaTopology topology, u32 frames_per_node, MemoryFile file, HostMapping arena, HostMapping refs,
-                  std::unique_ptr<FrameRmap> rmap, std::vector<std::unique_ptr<NodePool>> pools);
+                  std::unique_ptr<FrameRmap> rmap, std::vector<std::unique_ptr<NodePool>> pools,
+                  std::unique_ptr<AccessCounters> counters);
     Result<void, MemoryError> check_node(NodeId node) const;
     /// Tries `node`, then, under Preferred, the others nearest first, counting
     /// fallbacks; `take(n)` gives a frame from node n or nothing.
@@ -186,5 +199,6 @@ private:
     std::unique_ptr<FrameRmap> rmap_;
     std::vector<std::unique_ptr<NodePool>> pools_;  // one per node
     std::vector<std::vector<NodeId>> fallback_;     // per node: the others, nearest first
+    std::unique_ptr<AccessCounters> counters_;
 };
 }  // namespace disco

@@ -1,15 +1,18 @@
 #include "vmm/monitor/fleet.hpp"
 
 #include <fmt/format.h>
+
 #include <poll.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 
 #include "vmm/monitor/signal_watch.hpp"
+#include "vmm/monitor/stats_document.hpp"
 
 namespace disco::monitor {
 namespace {
@@ -73,6 +76,10 @@ const Fleet::Slot* Fleet::find(const std::string& name) const {
     return nullptr;
 }
 
+Fleet::Slot* Fleet::find(const std::string& name) {
+    return const_cast<Slot*>(static_cast<const Fleet*>(this)->find(name));
+}
+
 Result<void, Error> Fleet::add(VmDefinition vm) {
     {
         std::lock_guard lock(mutex_);
@@ -86,6 +93,7 @@ Result<void, Error> Fleet::add(VmDefinition vm) {
     std::lock_guard lock(mutex_);
     if (find(slot->def.name))
         return fail(Error{fmt::format("a VM named \"{}\" is already in the fleet", slot->def.name)});
+    slot->vm_id = next_vm_id_++;
     slots_.push_back(std::move(slot));
     return {};
 }
@@ -97,10 +105,40 @@ Result<void, Error> Fleet::make_machine_memory_locked() {
     mc.numa_sim = options_.numa_sim;
     mc.bytes_per_node = 0;
     for (const auto& slot : slots_) mc.bytes_per_node += slot->def.config.memory_bytes + (16ull << 20);
+    mc.bytes_per_node = std::max(mc.bytes_per_node, options_.min_bytes_per_node);
     auto mm = MachineMemory::create(mc);
     if (!mm) return fail(Error{fmt::format("machine memory: {}", mm.error().message)});
     machine_memory_ = std::move(*mm);
+    if (options_.page_scan > 0) scanner_ = std::make_unique<PageScanner>(options_.page_scan);
     return {};
+}
+
+Footprint Fleet::footprint_locked() {
+    std::vector<std::pair<std::string, const GuestRam*>> vms;
+    for (const auto& slot : slots_)
+        if (slot->running) vms.emplace_back(slot->def.name, &slot->running->ram());
+    Footprint f = measure_footprint(vms);
+    if (f.pages_sharing >= peak_.pages_sharing) peak_ = f;
+    return f;
+}
+
+Footprint Fleet::footprint() {
+    std::lock_guard lock(mutex_);
+    return footprint_locked();
+}
+
+Footprint Fleet::peak_footprint() const {
+    std::lock_guard lock(mutex_);
+    return peak_;
+}
+
+std::string Fleet::scan_summary() const {
+    return scanner_ ? scanner_->summary() : std::string();
+}
+
+std::string Fleet::stats_json() {
+    const Footprint now = footprint();
+    return stats_document(now, peak_footprint(), scanner_.get());
 }
 
 u64 Fleet::machine_frames_in_use() const {
@@ -115,23 +153,114 @@ Result<void, Error> Fleet::start_all() {
     for (auto& owned : slots_) {
         Slot& slot = *owned;
         if (slot.supervisor.joinable() || slot.end) continue;
-        message(console_line(slot.def, *slot.console));
-        auto input = slot.console->start_input([this, &slot](std::span<const u8> bytes) {
-            std::lock_guard in_lock(mutex_);
-            if (slot.running) slot.running->console_input(bytes);
-        });
-        if (!input) message(fmt::format("vm {}: no console input: {}", slot.def.name, input.error().message));
-        slot.supervisor = std::thread([this, &slot] { supervise(slot); });
+        launch_locked(slot);
     }
     return {};
+}
+
+void Fleet::launch_locked(Slot& slot) {
+    message(console_line(slot.def, *slot.console));
+    auto input = slot.console->start_input([this, &slot](std::span<const u8> bytes) {
+        std::lock_guard in_lock(mutex_);
+        if (slot.running) slot.running->console_input(bytes);
+    });
+    if (!input) message(fmt::format("vm {}: no console input: {}", slot.def.name, input.error().message));
+    slot.supervisor = std::thread([this, &slot] { supervise(slot); });
+    notify_locked(slot);
+}
+
+Result<void, Error> Fleet::start(const std::string& name) {
+    std::thread finished;  // the supervisor of the VM's last run, joined outside the lock
+    {
+        std::lock_guard lock(mutex_);
+        Slot* slot = find(name);
+        if (!slot) return fail(Error{fmt::format("no VM named \"{}\"", name)});
+        if (stopping_) return fail(Error{"the monitor is stopping every VM"});
+        if (slot->supervisor.joinable() && !slot->end)
+            return fail(
+                Error{fmt::format("VM \"{}\" is already {}", name, slot->stop_requested ? "stopping" : "running")});
+        DISCO_TRY(make_machine_memory_locked());
+        // An ended supervisor has nothing left to do but return (finish()
+        // sets `end` last, under this lock).
+        finished = std::move(slot->supervisor);
+        slot->end.reset();
+        slot->stop_requested = false;
+        launch_locked(*slot);
+    }
+    if (finished.joinable()) finished.join();
+    return {};
+}
+
+bool Fleet::reset(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    Slot* slot = find(name);
+    if (!slot || !slot->running || slot->stop_requested) return false;
+    slot->running->request_exit({VmExit::Kind::Reboot, 0});
+    return true;
+}
+
+Result<void, Error> Fleet::remove(const std::string& name) {
+    std::unique_ptr<Slot> gone;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->def.name == name; });
+        if (it == slots_.end()) return fail(Error{fmt::format("no VM named \"{}\"", name)});
+        if ((*it)->supervisor.joinable() && !(*it)->end)
+            return fail(Error{
+                fmt::format("VM \"{}\" is {}; stop it first", name, (*it)->stop_requested ? "stopping" : "running")});
+        gone = std::move(*it);
+        slots_.erase(it);
+    }
+    // Outside the lock: the console's input reader takes it.
+    if (gone->supervisor.joinable()) gone->supervisor.join();
+    gone->console->stop_input();
+    return {};
+}
+
+FleetVmStatus Fleet::status_locked(const Slot& slot) const {
+    FleetVmStatus st;
+    st.name = slot.def.name;
+    if (slot.end)
+        st.state = FleetVmState::Ended;
+    else if (slot.supervisor.joinable())
+        st.state = slot.stop_requested ? FleetVmState::Stopping : FleetVmState::Running;
+    st.end = slot.end;
+    st.machine = slot.def.config.machine;
+    st.vcpus = slot.def.config.smp;
+    st.memory_bytes = slot.def.config.memory_bytes;
+    st.console = slot.console->where();
+    st.source = slot.def.source;
+    if (slot.running)
+        for (unsigned i = 0; i < slot.def.config.smp; ++i) st.vcpu_nodes.push_back(slot.running->home_node(i));
+    return st;
+}
+
+void Fleet::notify_locked(const Slot& slot) const {
+    if (options_.on_state_change) options_.on_state_change(status_locked(slot));
+}
+
+std::optional<FleetVmStatus> Fleet::status(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    const Slot* slot = find(name);
+    if (!slot) return std::nullopt;
+    return status_locked(*slot);
+}
+
+std::vector<FleetVmStatus> Fleet::statuses() const {
+    std::lock_guard lock(mutex_);
+    std::vector<FleetVmStatus> all;
+    for (const auto& slot : slots_) all.push_back(status_locked(*slot));
+    return all;
 }
 
 bool Fleet::stop(const std::string& name) {
     std::lock_guard lock(mutex_);
     for (auto& slot : slots_) {
         if (slot->def.name != name) continue;
+        const bool was_running = slot->supervisor.joinable() && !slot->end && !slot->stop_requested;
         slot->stop_requested = true;
         if (slot->running) slot->running->request_exit({VmExit::Kind::PowerOff, 0});
+        if (was_running) notify_locked(*slot);
         return true;
     }
     return false;
@@ -141,8 +270,10 @@ void Fleet::stop_all() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     for (auto& slot : slots_) {
+        const bool was_running = slot->supervisor.joinable() && !slot->end && !slot->stop_requested;
         slot->stop_requested = true;
         if (slot->running) slot->running->request_exit({VmExit::Kind::PowerOff, 0});
+        if (was_running) notify_locked(*slot);
     }
 }
 
@@ -191,9 +322,7 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
     {
         std::lock_guard lock(mutex_);
         config.machine_memory = machine_memory_;
-        // Reverse-map ids: the slot's place in the fleet, from 1.
-        for (usize i = 0; i < slots_.size(); ++i)
-            if (slots_[i].get() == &slot) config.vm_id = static_cast<u32>(i + 1);
+        config.vm_id = slot.vm_id;  // the reverse map's id, unique for the fleet's life
     }
     FleetConsole* console = slot.console.get();
     config.console_out = [console](std::span<const u8> bytes) { console->write(bytes); };
@@ -209,13 +338,16 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
         slot.running = vm->get();
         if (slot.stop_requested) slot.running->request_exit({VmExit::Kind::PowerOff, 0});
     }
+    if (scanner_) scanner_->add((*vm)->ram());
     const VmExit exit = (*vm)->run();
     bool stopped = false;
     {
         std::lock_guard lock(mutex_);
+        footprint_locked();  // the last figures this VM is part of
         slot.running = nullptr;  // the pty reader no longer reaches this Vm
         stopped = slot.stop_requested;
     }
+    if (scanner_) scanner_->remove((*vm)->ram());  // before the Vm and its RAM go
     console->flush();
     if (options_.stats) {
         const double secs = (*vm)->run_seconds();
@@ -245,6 +377,7 @@ void Fleet::finish(Slot& slot, FleetVmEnd end) {
     message(fmt::format("vm {} ended: {} (status {})", slot.def.name, describe(end), end.status));
     std::lock_guard lock(mutex_);
     slot.end = end;
+    notify_locked(slot);
     ended_cv_.notify_all();
 }
 
@@ -272,7 +405,8 @@ public:
 private:
     void on_signal(int sig) {
         if (sig == SIGUSR1) {
-            const std::string state = "\ndisco: SIGUSR1: the VMs' state\n" + fleet_.describe_state();
+            const std::string state = "\ndisco: SIGUSR1: the VMs' state\n" + fleet_.describe_state() + "disco: " +
+                                      fleet_.footprint().summary() + "\n";
             std::fputs(state.c_str(), stderr);
             return;
         }
@@ -311,6 +445,14 @@ int run_fleet(const std::vector<std::string>& files, const FleetOptions& options
         return 2;
     }
     const int status = fleet.wait();
+    if (options.stats) {
+        std::fprintf(stderr, "disco: peak %s\n", fleet.peak_footprint().summary().c_str());
+        if (const std::string scan = fleet.scan_summary(); !scan.empty()) std::fprintf(stderr, "disco: %s\n", scan.c_str());
+    }
+    if (!options.stats_file.empty() && !write_stats_document(options.stats_file, fleet.stats_json())) {
+        std::fprintf(stderr, "disco: --stats %s: %s\n", options.stats_file.c_str(), std::strerror(errno));
+        return status ? status : 2;
+    }
     // Every VM has ended: every machine frame must be back in its pool.
     if (const u64 left = fleet.machine_frames_in_use(); left != 0) {
         std::fprintf(stderr, "disco: internal error: %llu machine frames still in use after every VM ended\n",

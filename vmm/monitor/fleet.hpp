@@ -5,13 +5,15 @@
 // running: VMs share no state but the process.
 //
 // Threads: add(), start_all(), stop(), stop_all(), wait() and ended() may be
-// called from any thread (one Fleet mutex guards the slots). Messages ("disco:
-// vm NAME ...") go to the message fd. The Fleet's destructor stops every VM
-// and joins the supervisors.
+// called from any thread (one Fleet mutex guards the slots), and so may the
+// control plane's start(), reset(), remove(), status() and statuses().
+// Messages ("disco: vm NAME ...") go to the message fd. The Fleet's destructor
+// stops every VM and joins the supervisors.
 #pragma once
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,10 +22,14 @@
 #include <vector>
 
 #include "vmm/monitor/fleet_console.hpp"
+#include "vmm/monitor/footprint.hpp"
+#include "vmm/monitor/page_scanner.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/monitor/vm_config_json.hpp"
 
 namespace disco::monitor {
+
+struct FleetVmStatus;
 
 struct FleetOptions {
     /// Instruction limit for VMs whose definition sets none (0: none).
@@ -36,6 +42,19 @@ struct FleetOptions {
     unsigned numa_sim = 0;
     /// --page-churn for every VM (0 = off).
     double page_churn = 0;
+    /// --page-scan: content-based page sharing across the fleet's VMs, in
+    /// pages hashed per second (0 = off; page_scanner.hpp).
+    double page_scan = 0;
+    /// --stats FILE: the footprint and sharing figures as JSON when the fleet ends ("" = none).
+    std::string stats_file;
+    /// Each node's pool holds at least this much (0: just what the VMs added
+    /// before the first start need), so that VMs added later fit too (the
+    /// daemon's create). Capacity is address space, committed only when used.
+    u64 min_bytes_per_node = 0;
+    /// Called with a VM's new status on each change of its state (started,
+    /// stopping, ended). It runs under the Fleet's lock, so that calls come in
+    /// the order of the changes: it must be quick and must not call the Fleet.
+    std::function<void(const FleetVmStatus&)> on_state_change;
 };
 
 /// How one VM of the fleet ended.
@@ -48,6 +67,28 @@ struct FleetVmEnd {
         Stopped,      // stop() or stop_all()
     } why = Why::PowerOff;
     int status = 0;  // the exit status it stands for
+};
+
+/// Where a VM of the fleet is in its life (FleetVmStatus::state).
+enum class FleetVmState {
+    Defined,   // added, never started
+    Running,   // its supervisor runs it (or is building, or rebuilding after a reboot, its Vm)
+    Stopping,  // stop() asked it to end; it has not ended yet
+    Ended,     // it ended (FleetVmStatus::end says how); start() may run it again
+};
+
+/// A snapshot of one VM of the fleet, for the control plane.
+struct FleetVmStatus {
+    std::string name;
+    FleetVmState state = FleetVmState::Defined;
+    std::optional<FleetVmEnd> end;  // how it ended, when Ended
+    Machine machine = Machine::Virt;
+    unsigned vcpus = 1;
+    u64 memory_bytes = 0;
+    std::string console;  // console_where()
+    std::string source;   // the file that defined it, as given
+    /// Each vCPU's home NUMA node while a Vm exists (Vm::home_node); empty otherwise.
+    std::vector<unsigned> vcpu_nodes;
 };
 
 class Fleet {
@@ -76,8 +117,35 @@ public:
     std::optional<FleetVmEnd> ended(const std::string& name) const;
     /// Every running VM's vCPU and device state (Vm::describe_state), for SIGUSR1.
     std::string describe_state() const;
+    /// The footprint of the running VMs now (footprint.hpp), and the one with
+    /// the most pages saved that was seen (sampled whenever a VM ends and on request).
+    Footprint footprint();
+    Footprint peak_footprint() const;
+    /// The page scanner's figures ("" when --page-scan is off).
+    std::string scan_summary() const;
+    /// The figures --stats FILE writes: {"footprint": {...}, "peak": {...}, "page_scan": {...}}.
+    std::string stats_json();
     /// The VM's console's log file or /dev/pts/N ("" for stdio); "" if unknown.
     std::string console_where(const std::string& name) const;
+
+    // The control plane's (vmm/control): one VM at a time, by name.
+    /// Starts a VM that was never started or has ended (afresh from its
+    /// definition). Fails on an unknown name, a VM that is running or
+    /// stopping, a fleet that stop_all() ended, or machine memory that cannot
+    /// be created.
+    Result<void, Error> start(const std::string& name);
+    /// A guest reset: the running Vm ends as if the guest had rebooted, and
+    /// the VM's reboot policy applies (a fresh Vm, or the end under "exit").
+    /// False if the VM is unknown or not running.
+    bool reset(const std::string& name);
+    /// Takes a VM that is not running (never started, or ended) out of the
+    /// fleet; its name may be used again. Fails on an unknown name or a VM
+    /// that is running or stopping.
+    Result<void, Error> remove(const std::string& name);
+    /// One VM's status; nullopt if unknown.
+    std::optional<FleetVmStatus> status(const std::string& name) const;
+    /// Every VM's status, in the order of add().
+    std::vector<FleetVmStatus> statuses() const;
 
 private:
     struct Slot {
@@ -87,6 +155,9 @@ private:
         Vm* running = nullptr;  // the live Vm, if any (under Fleet::mutex_)
         bool stop_requested = false;
         std::optional<FleetVmEnd> end;
+        /// Its number in machine memory's reverse map: unique in the fleet for
+        /// the fleet's life (a removed VM's is not reused), never 0.
+        u32 vm_id = 0;
     };
 
     void supervise(Slot& slot);
@@ -96,6 +167,12 @@ private:
     void finish(Slot& slot, FleetVmEnd end);
     void message(const std::string& text) const;
     const Slot* find(const std::string& name) const;
+    Slot* find(const std::string& name);
+    /// Opens the slot's console input and starts its supervisor (mutex_ held).
+    void launch_locked(Slot& slot);
+    FleetVmStatus status_locked(const Slot& slot) const;
+    /// options_.on_state_change with the slot's status (mutex_ held).
+    void notify_locked(const Slot& slot) const;
 
     /// Creates the machine memory every VM of the fleet uses (before the first start).
     Result<void, Error> make_machine_memory_locked();
@@ -104,10 +181,15 @@ private:
     /// One machine memory for every VM (DESIGN.md: the one thing VMs share),
     /// sized for the VMs added before the first start_all().
     std::shared_ptr<MachineMemory> machine_memory_;
+    /// Content-based sharing across the VMs (null when off); made with the machine memory.
+    std::unique_ptr<PageScanner> scanner_;
+    Footprint peak_;  // under mutex_
+    Footprint footprint_locked();
     mutable std::mutex mutex_;
     std::condition_variable ended_cv_;
     bool stopping_ = false;
     std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses for the supervisors
+    u32 next_vm_id_ = 1;
 };
 
 /// `disco run --vm FILE...`: loads the files, runs the fleet, stops every VM

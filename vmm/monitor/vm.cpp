@@ -111,6 +111,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
             nullptr};
         bus.shootdown = vm->shootdown_.get();
         bus.view = vm->home_node(i);
+        if (cfg.access_counters && vm->machine_memory_) bus.access_counters = &vm->machine_memory_->access_counters();
         accel::ResetState r = reset;
         if (cfg.machine == Machine::Virt) {
             // CPS: only core 0 runs from reset; Linux starts the others through the CPC.

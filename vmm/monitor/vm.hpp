@@ -36,6 +36,9 @@ struct VmConfig {
     unsigned numa_sim = 0;
     /// --page-churn: page operations per second on random guest pages (0 = off).
     double page_churn = 0;
+    /// --access-counters: count each vCPU's soft-TLB misses per machine frame
+    /// and node (access_counters.hpp; machine memory only, so not baremetal).
+    bool access_counters = true;
     /// Machine memory shared with other VMs; null = the VM makes its own.
     std::shared_ptr<MachineMemory> machine_memory;
     /// The VM's number in machine memory's reverse map (unique among the VMs sharing it; not 0).

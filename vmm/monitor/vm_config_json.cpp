@@ -23,9 +23,9 @@ constexpr unsigned kMaxBareMetalCpus = 64;  // what Vm::build_baremetal accepts
 constexpr usize kMaxNameLength = 32;
 constexpr usize kMaxShownValue = 40;
 
-constexpr const char* kVmFields[] = {"name",  "kernel",  "initrd",  "append", "memory",   "smp",
-                                     "disks", "machine", "console", "reboot", "max_insns"};
-constexpr const char* kDiskFields[] = {"path", "readonly"};
+constexpr const char* kVmFields[] = {"name",  "kernel",  "initrd",  "append", "memory",    "smp",
+                                     "disks", "machine", "console", "reboot", "max_insns", "access_counters"};
+constexpr const char* kDiskFields[] = {"path", "readonly", "overlay"};
 constexpr const char* kConsoleFields[] = {"log", "pty"};
 
 /// A value as the user wrote it, cut short if long, for "got ..." in messages.
@@ -135,6 +135,12 @@ public:
                 return bad("max_insns", fmt::format("expected a whole number (0: no limit), got {}", shown(*n)));
             c.max_insns = n->get<u64>();
         }
+
+        if (const json* a = find(vm, "access_counters")) {
+            if (!a->is_boolean())
+                return bad("access_counters", fmt::format("expected true or false, got {}", shown(*a)));
+            c.access_counters = a->get<bool>();
+        }
         return def;
     }
 
@@ -203,6 +209,8 @@ private:
                     return bad(field + ".readonly", fmt::format("expected true or false, got {}", shown(*ro)));
                 disk.read_only = ro->get<bool>();
             }
+            // "overlay": FILE makes "path" the read-only base (configs/disk-overlay-format.md).
+            if (find(d, "overlay")) disk.overlay = DISCO_TRY(path_field(d, field + ".overlay", "overlay"));
             out.push_back(std::move(disk));
         }
         return out;

@@ -67,6 +67,7 @@ TEST_CASE("a minimal VM gets the defaults of `disco run`", "[vm-config]") {
     CHECK(vm.config.cmdline.empty());
     CHECK(vm.config.disks.empty());
     CHECK(vm.config.max_insns == 0);
+    CHECK(vm.config.access_counters);
     CHECK(vm.console.kind == ConsoleSpec::Kind::Stdio);
     CHECK(vm.reboot == RebootPolicy::Restart);
     CHECK(vm.source == "vm1.json");
@@ -86,7 +87,8 @@ TEST_CASE("every field of a VM is read", "[vm-config]") {
         "machine": "virt",
         "console": {"log": "logs/db.log"},
         "reboot": "exit",
-        "max_insns": 123456789012
+        "max_insns": 123456789012,
+        "access_counters": false
     })");
     CHECK(vm.name == "db-2_x");
     CHECK(vm.config.kernel == "/boot/vmlinuz");
@@ -104,6 +106,7 @@ TEST_CASE("every field of a VM is read", "[vm-config]") {
     CHECK(vm.console.log_path == "/srv/vms/logs/db.log");
     CHECK(vm.reboot == RebootPolicy::Exit);
     CHECK(vm.config.max_insns == 123456789012ull);
+    CHECK_FALSE(vm.config.access_counters);
 }
 
 TEST_CASE("machine, console and reboot take each of their values", "[vm-config]") {
@@ -199,6 +202,8 @@ TEST_CASE("each field's bad values are named with the file, the field and the re
           R"(vm1.json: field "max_insns": expected a whole number (0: no limit), got -5)");
     CHECK(error_of(vm_with(R"("max_insns": "1000")")) ==
           R"(vm1.json: field "max_insns": expected a whole number (0: no limit), got "1000")");
+    CHECK(error_of(vm_with(R"("access_counters": "off")")) ==
+          R"(vm1.json: field "access_counters": expected true or false, got "off")");
 }
 
 TEST_CASE("disks are checked entry by entry", "[vm-config]") {
@@ -213,8 +218,22 @@ TEST_CASE("disks are checked entry by entry", "[vm-config]") {
     CHECK(error_of(vm_with(R"("disks": [{"path": "a", "readonly": "yes"}])")) ==
           R"(vm1.json: field "disks[0].readonly": expected true or false, got "yes")");
     CHECK(error_of(vm_with(R"("disks": [{"path": "a", "cache": "none"}])")) ==
-          R"(vm1.json: field "disks[0].cache": unknown field (known: path, readonly))");
+          R"(vm1.json: field "disks[0].cache": unknown field (known: path, readonly, overlay))");
     CHECK(parse_one(vm_with(R"("disks": [])")).config.disks.empty());
+}
+
+TEST_CASE("a disk with an overlay: the base and the overlay, both relative to the file", "[vm-config]") {
+    const VmDefinition vm =
+        parse_one(vm_with(R"("disks": [{"path": "../base.img", "overlay": "vm1.ovl"}, {"path": "x"}])"));
+    REQUIRE(vm.config.disks.size() == 2);
+    CHECK(vm.config.disks[0].path == "/srv/base.img");
+    CHECK(vm.config.disks[0].overlay == "/srv/vms/vm1.ovl");
+    CHECK_FALSE(vm.config.disks[0].read_only);
+    CHECK(vm.config.disks[1].overlay.empty());
+    CHECK(error_of(vm_with(R"("disks": [{"path": "a", "overlay": ""}])")) ==
+          R"(vm1.json: field "disks[0].overlay": expected a file name, got "")");
+    CHECK(error_of(vm_with(R"("disks": [{"path": "a", "overlay": true}])")) ==
+          R"(vm1.json: field "disks[0].overlay": expected a file name, got true)");
 }
 
 TEST_CASE("the console is stdio, a log file or a pty, one of them", "[vm-config]") {
@@ -237,7 +256,7 @@ TEST_CASE("missing, unknown, repeated and misplaced fields are refused", "[vm-co
     CHECK(error_of(R"({"name": "a"})") == R"(vm1.json: field "kernel": required)");
     CHECK(error_of(vm_with(R"("memroy": "1G")")) ==
           R"(vm1.json: field "memroy": unknown field (known: name, kernel, initrd, append, memory, smp, disks, )"
-          R"(machine, console, reboot, max_insns))");
+          R"(machine, console, reboot, max_insns, access_counters))");
     CHECK(error_of(vm_with(R"("smp": 2, "smp": 3)")) == R"(vm1.json: field "smp": given twice)");
     for (const char* field : {R"("initrd": "i")", R"("append": "quiet")", R"("disks": [])"}) {
         const std::string message = error_of(vm_with(std::string(R"("machine": "baremetal", )") + field));

@@ -1,9 +1,7 @@
 #include "vmm/dev/virtio/blk.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,52 +24,30 @@ constexpr unsigned kRingEntries = 2 * VirtioBlk::kQueueSize;
 std::string errno_text(int e) { return std::strerror(e); }
 }  // namespace
 
-/// A request whose I/O is in the ring; iov advances as short transfers complete.
+/// A request whose I/O the backend has.
 struct VirtioBlk::InFlight {
     BlkRequest req;
-    usize iov_first = 0;  // first iovec not wholly transferred
-    u64 done = 0;         // bytes transferred so far
 };
 
-Result<std::unique_ptr<VirtioBlk>, Error> VirtioBlk::open(const std::string& path, bool read_only, std::string serial) {
-    const int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (fd < 0) return fail(Error{fmt::format("disk image {}: {}", path, errno_text(errno))});
-    auto close_fail = [&](std::string msg) {
-        ::close(fd);
-        return fail(Error{std::move(msg)});
-    };
-    struct stat st {};
-    if (fstat(fd, &st) != 0) return close_fail(fmt::format("disk image {}: {}", path, errno_text(errno)));
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        return close_fail(fmt::format("disk image {}: not a regular file or block device", path));
-    const off_t size = lseek(fd, 0, SEEK_END);  // also right for block devices, where st_size is 0
-    if (size < 0) return close_fail(fmt::format("disk image {}: {}", path, errno_text(errno)));
-    if (size % kSectorSize)
-        std::fputs(fmt::format("disco: disk image {}: size {} is not a multiple of {}; the last {} bytes are not "
-                               "visible to the guest\n",
-                               path, size, kSectorSize, size % kSectorSize)
-                       .c_str(),
-                   stderr);
+Result<std::unique_ptr<VirtioBlk>, Error> VirtioBlk::open(const std::string& path, bool read_only, std::string serial,
+                                                          const std::string& overlay) {
     auto ring = IoRing::create(kRingEntries);
-    if (!ring) return close_fail(fmt::format("disk image {}: {}", path, ring.error().message));
+    if (!ring) return fail(Error{fmt::format("disk image {}: {}", path, ring.error().message)});
+    auto backend = DISCO_TRY(open_disk_backend(path, overlay, read_only, **ring));
     const int kick = eventfd(0, EFD_CLOEXEC);
-    if (kick < 0) return close_fail(fmt::format("disk image {}: eventfd: {}", path, errno_text(errno)));
-    if (serial.empty()) {
-        const auto slash = path.find_last_of('/');
-        serial = slash == std::string::npos ? path : path.substr(slash + 1);
-    }
+    if (kick < 0) return fail(Error{fmt::format("disk image {}: eventfd: {}", path, errno_text(errno))});
+    if (serial.empty()) serial = backend->serial();
     serial.resize(std::min(serial.size(), kIdBytes));
-    const BlkDisk disk{static_cast<u64>(size) / kSectorSize, read_only};
-    return std::unique_ptr<VirtioBlk>(new VirtioBlk(path, fd, kick, std::move(*ring), disk, std::move(serial)));
+    return std::unique_ptr<VirtioBlk>(new VirtioBlk(kick, std::move(*ring), std::move(backend), std::move(serial)));
 }
 
-VirtioBlk::VirtioBlk(std::string path, int fd, int kick_fd, std::unique_ptr<IoRing> ring, BlkDisk disk,
+VirtioBlk::VirtioBlk(int kick_fd, std::unique_ptr<IoRing> ring, std::unique_ptr<DiskBackend> backend,
                      std::string serial)
-    : path_(std::move(path)),
-      fd_(fd),
-      kick_fd_(kick_fd),
+    : kick_fd_(kick_fd),
       ring_(std::move(ring)),
-      disk_(disk),
+      backend_(std::move(backend)),
+      path_(backend_->name()),
+      disk_{backend_->size() / kSectorSize, backend_->read_only()},
       serial_(std::move(serial)) {
     // Configuration layout (§5.2.4): le64 capacity, le32 size_max, le32
     // seg_max, geometry (4 bytes), le32 blk_size. Fixed for the device's life.
@@ -82,8 +58,8 @@ VirtioBlk::VirtioBlk(std::string path, int fd, int kick_fd, std::unique_ptr<IoRi
 
 VirtioBlk::~VirtioBlk() {
     reset();
+    backend_.reset();  // an overlay commits through the ring, idle now
     ::close(kick_fd_);
-    ::close(fd_);
 }
 
 u64 VirtioBlk::device_features() const {
@@ -138,13 +114,13 @@ void VirtioBlk::run() {
                 kick_armed_ = false;
                 kicked = true;
             } else {
-                on_completion(data, res);
+                IoRing::dispatch(data, res);  // the backend's I/O
             }
         });
         if (stopping_.load(std::memory_order_acquire)) {
-            // Leave only when nothing of ours is in the ring: in-flight I/O
-            // still writes guest RAM until it completes.
-            if (in_flight_ == 0 && !kick_armed_) return;
+            // Leave only when nothing is in the ring: in-flight I/O still
+            // writes guest RAM (and an overlay its metadata) until it completes.
+            if (ring_->pending() == 0) return;
             continue;
         }
         if (kicked) {
@@ -224,61 +200,31 @@ void VirtioBlk::start(BlkRequest r) {
 }
 
 void VirtioBlk::submit(std::unique_ptr<InFlight> f) {
-    io_uring_sqe* s = ring_->sqe();
-    if (!s || f->req.iov.size() - f->iov_first > IOV_MAX) {
-        log_host_error("cannot queue I/O", EBUSY);
-        finish(f->req.chain, kStatusIoErr, 0);
-        return;
-    }
-    const BlkRequest& r = f->req;
-    const iovec* iov = r.iov.data() + f->iov_first;
-    const unsigned n = static_cast<unsigned>(r.iov.size() - f->iov_first);
+    InFlight* raw = f.release();
+    auto done = [this, raw](int res) { on_done(std::unique_ptr<InFlight>(raw), res); };
+    const BlkRequest& r = raw->req;
     switch (r.op) {
         case BlkRequest::Op::Read:
-            io_uring_prep_readv(s, fd_, iov, n, r.offset + f->done);
+            backend_->read(r.offset, r.iov, done);
             break;
         case BlkRequest::Op::Write:
-            io_uring_prep_writev(s, fd_, iov, n, r.offset + f->done);
+            backend_->write(r.offset, r.iov, done);
             break;
         default:  // Flush
-            io_uring_prep_fsync(s, fd_, IORING_FSYNC_DATASYNC);
+            backend_->flush(done);
             break;
     }
-    io_uring_sqe_set_data64(s, reinterpret_cast<u64>(f.release()));
-    ++in_flight_;
 }
 
-void VirtioBlk::on_completion(u64 user_data, int res) {
-    std::unique_ptr<InFlight> f(reinterpret_cast<InFlight*>(user_data));
-    --in_flight_;
-    if (stopping_.load(std::memory_order_acquire)) return;  // the driver reset the device: nobody waits for it
-    if (res == -EINTR || res == -EAGAIN) {
-        submit(std::move(f));
-        return;
-    }
+void VirtioBlk::on_done(std::unique_ptr<InFlight> f, int res) {
     BlkRequest& r = f->req;
+    if (stopping_.load(std::memory_order_acquire)) {  // the driver reset the device: nobody waits for it
+        unpin_chain(*ram_, r.chain);
+        return;
+    }
     if (res < 0) {
-        log_host_error(r.op == BlkRequest::Op::Flush  ? "fdatasync"
-                       : r.op == BlkRequest::Op::Read ? "read"
-                                                      : "write",
-                       -res);
+        log_host_error(r.op == BlkRequest::Op::Flush ? "flush" : r.op == BlkRequest::Op::Read ? "read" : "write", -res);
         finish(r.chain, kStatusIoErr, 0);
-        return;
-    }
-    if (r.op == BlkRequest::Op::Flush) {
-        finish(r.chain, kStatusOk, 0);
-        return;
-    }
-    if (res == 0) {  // no progress: the image shrank under us
-        log_host_error(r.op == BlkRequest::Op::Read ? "read (end of file)" : "write (no progress)", EIO);
-        finish(r.chain, kStatusIoErr, 0);
-        return;
-    }
-    // A short transfer goes on from where it stopped.
-    f->done += static_cast<u64>(res);
-    advance_iov(r.iov, f->iov_first, static_cast<u64>(res));
-    if (f->done < r.length) {
-        submit(std::move(f));
         return;
     }
     // The data reached guest RAM behind the vCPUs' backs: drop any code

@@ -1,12 +1,14 @@
-// virtio-blk (virtio 1.1 §5.2) over a raw image file or block device.
+// virtio-blk (virtio 1.1 §5.2) over a disk backend (disk_backend.hpp): a raw
+// image file or block device, or a read-only base image with a copy-on-write
+// overlay.
 //
 // One request queue. Requests run on the device's own I/O thread through
 // io_uring: a QueueNotify only wakes that thread (an eventfd read it keeps
-// queued in the ring), which takes every available chain, submits its I/O
-// with the data going straight between the image and guest RAM, and on each
-// completion writes the status byte and the used ring, then interrupts. A
-// request is acknowledged only after its I/O completed (FLUSH: after
-// fdatasync returned); short transfers are continued.
+// queued in the ring), which takes every available chain, hands its I/O to
+// the backend with the data going straight between the files and guest RAM,
+// and on each completion writes the status byte and the used ring, then
+// interrupts. A request is acknowledged only after its I/O completed (FLUSH:
+// after the backend made earlier writes durable).
 //
 // Offered: VIRTIO_BLK_F_SEG_MAX, _BLK_SIZE, _FLUSH, and _RO for a read-only
 // disk. Requests: IN, OUT, FLUSH, GET_ID; others are answered UNSUPP.
@@ -24,6 +26,7 @@
 
 #include "vmm/dev/virtio/blk_request.hpp"
 #include "vmm/dev/virtio/device.hpp"
+#include "vmm/dev/virtio/disk_backend.hpp"
 #include "vmm/dev/virtio/io_ring.hpp"
 #include "vmm/dev/virtio/virtqueue.hpp"
 
@@ -36,11 +39,13 @@ public:
     /// that no chain Linux builds (2 + seg_max descriptors) exceeds the queue.
     static constexpr u32 kSegMax = kQueueSize - 2;
 
-    /// Opens the image (read-write unless read_only). A size that is not a
-    /// multiple of 512 bytes leaves the partial last sector out, with a warning.
-    /// serial is what GET_ID answers (at most 20 bytes); empty: the file's name.
+    /// Opens the image (read-write unless read_only); with overlay non-empty,
+    /// path is the read-only base of that copy-on-write overlay (created if
+    /// absent). A size that is not a multiple of 512 bytes leaves the partial
+    /// last sector out, with a warning. serial is what GET_ID answers (at most
+    /// 20 bytes); empty: the name of the file the guest writes to.
     static Result<std::unique_ptr<VirtioBlk>, Error> open(const std::string& path, bool read_only,
-                                                          std::string serial = {});
+                                                          std::string serial = {}, const std::string& overlay = {});
     ~VirtioBlk() override;
 
     std::string name() const override { return "virtio-blk " + path_; }
@@ -59,19 +64,20 @@ public:
 private:
     struct InFlight;
 
-    VirtioBlk(std::string path, int fd, int kick_fd, std::unique_ptr<IoRing> ring, BlkDisk disk, std::string serial);
+    VirtioBlk(int kick_fd, std::unique_ptr<IoRing> ring, std::unique_ptr<DiskBackend> backend, std::string serial);
     void run();
     void arm_kick();
     void take_requests();
     void start(BlkRequest request);
     void submit(std::unique_ptr<InFlight> f);
-    void on_completion(u64 user_data, int res);
+    void on_done(std::unique_ptr<InFlight> f, int res);
     void finish(const DescChain& chain, u8 status, u32 data_written);
     void log_host_error(const char* what, int err);
 
-    const std::string path_;
-    const int fd_, kick_fd_;
+    const int kick_fd_;
     const std::unique_ptr<IoRing> ring_;
+    std::unique_ptr<DiskBackend> backend_;  // uses ring_; closed before it
+    const std::string path_;                // the disk in messages
     const BlkDisk disk_;
     const std::string serial_;
     std::array<u8, 24> config_{};  // §5.2.4 up to blk_size
@@ -82,7 +88,6 @@ private:
     GuestRam* ram_ = nullptr;
     VirtioHost* host_ = nullptr;
     std::optional<VirtQueue> queue_;
-    unsigned in_flight_ = 0;
     bool kick_armed_ = false;
     u64 kick_value_ = 0;
     bool host_error_logged_ = false;

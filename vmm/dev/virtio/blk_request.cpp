@@ -63,16 +63,6 @@ Result<BlkRequest, std::string> decode_blk_request(const GuestRam& ram, DescChai
     return r;
 }
 
-void advance_iov(std::vector<iovec>& iov, usize& first, u64 bytes) {
-    while (bytes > 0 && first < iov.size()) {
-        iovec& v = iov[first];
-        const u64 take = std::min<u64>(bytes, v.iov_len);
-        v.iov_base = static_cast<u8*>(v.iov_base) + take;
-        v.iov_len -= take;
-        bytes -= take;
-        if (v.iov_len == 0) ++first;
-    }
-}
 bool data_iovecs(const GuestRam& ram, const DescChain& chain, BlkRequest& r) {
     r.iov.clear();
     return r.op == BlkRequest::Op::Read ? host_iovecs(ram, chain.writable, 0, r.length, r.iov)

@@ -39,10 +39,6 @@ struct BlkRequest {
     std::vector<iovec> iov;      // Read/Write: the data in guest RAM (host addresses)
 };
 
-/// After a short transfer of `bytes`: skips the iovecs from `first` on that
-/// it covered wholly (advancing first) and trims the one it ended in.
-void advance_iov(std::vector<iovec>& iov, usize& first, u64 bytes);
-
 /// (Re)builds r.iov, the host addresses of a Read/Write request's data in
 /// `chain`; false when the data is not all in guest RAM. The addresses are
 /// good while the chain is pinned (pin_chain).

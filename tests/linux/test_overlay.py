@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Two Linux VMs booted in one fleet from the same read-only base disk, each with its own
+copy-on-write overlay (configs/disk-overlay-format.md), and the base left alone:
+
+  run 1 (both at once): vm-a reads the base's marker from /dev/vda, writes its own marker over it
+        and syncs; vm-b, a little later, still reads the base's marker;
+  run 2: vm-a, booted again on its overlay, reads back its own marker; vm-b still the base's;
+  then: the base image's SHA-256 is what it was before the runs;
+  run 3: the base's mtime is changed: vm-a fails to start, and the fleet says why in one line
+        naming the overlay; after deleting vm-a's overlay (the documented reset), vm-a boots and
+        reads the base's marker again.
+
+The guest prints what it read upper-cased (`tr a-z A-Z`), so that the kernel command line, which
+holds the command, never matches what the test looks for.
+
+  test_overlay.py --disco PATH --images DIR [--log-dir DIR] [--timeout S]
+
+Exit status 0 passed, 1 failed, 77 skipped (the images are not built: run tools/build-images).
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guest  # noqa: E402
+
+SKIP = 77
+BASE_MARKER = b"base-marker-0001"
+BASE_BYTES = 4 << 20
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, what):
+    if not condition:
+        raise Failure(what)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def write_vm(folder, images, name, command):
+    vm = {
+        "name": f"vm-{name}",
+        "kernel": os.path.join(images, guest.DISCO_KERNEL),
+        "initrd": os.path.join(images, guest.INITRAMFS),
+        "append": guest.DISCO_APPEND + f' disco.run="{command}; echo vm-{name}-done" disco.end=reboot',
+        "memory": "128M",
+        "disks": [{"path": "base.img", "overlay": f"{name}.ovl"}],
+        "console": {"log": f"vm-{name}.log"},
+        "reboot": "exit",
+    }
+    path = os.path.join(folder, f"vm-{name}.json")
+    with open(path, "w") as f:
+        json.dump(vm, f, indent=2)
+    return path
+
+
+READ = "head -c 16 /dev/vda | tr a-z A-Z; echo"
+WRITE_A = "echo ovl-of-vm-a-000 > /dev/vda && sync"
+
+
+def run_fleet(args, folder, files, run, expect_status=0):
+    for f in files:  # fresh logs for this run
+        log = os.path.join(folder, os.path.basename(f).replace(".json", ".log"))
+        if os.path.exists(log):
+            os.remove(log)
+    cmd = [os.path.abspath(args.disco), "run"] + sum((["--vm", f] for f in files), [])
+    print(f"$ {' '.join(cmd)}", flush=True)
+    start = time.monotonic()
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=args.timeout)
+    print(r.stderr, end="")
+    print(f"run {run}: {time.monotonic() - start:.1f} s", flush=True)
+    for f in files:
+        name = os.path.basename(f).replace(".json", "")
+        log = os.path.join(folder, f"{name}.log")
+        if os.path.exists(log):
+            shutil.copyfile(log, os.path.join(args.log_dir, f"linux-overlay-run{run}-{name}.log"))
+    check(r.returncode == expect_status, f"run {run}: exit status {r.returncode}, expected {expect_status}")
+    return r.stderr
+
+
+def lines_of(folder, name):
+    log = open(os.path.join(folder, f"vm-{name}.log"), errors="replace").read()
+    for pattern in guest.FAIL_PATTERNS:
+        check(not re.search(pattern, log), f"vm-{name}'s log matches {pattern!r}:\n{log[-2000:]}")
+    lines = [line.strip() for line in guest.without_kernel_log(log).splitlines()]
+    check(f"vm-{name}-done" in lines, f"vm-{name}'s log lacks vm-{name}-done; it ends with:\n{log[-2000:]}")
+    return lines
+
+
+def run(args, tmp, images):
+    base = os.path.join(tmp, "base.img")
+    with open(base, "wb") as f:
+        f.write(BASE_MARKER + b"\n")
+        f.truncate(BASE_BYTES)
+    os.chmod(base, 0o444)  # nothing may write it (disco opens it read-only anyway)
+    before = sha256(base)
+    want_base, want_a = BASE_MARKER.decode().upper(), "OVL-OF-VM-A-000"
+
+    # Run 1: vm-a writes, vm-b (started together, reading after a pause) does not see it.
+    a = write_vm(tmp, images, "a", f"{READ}; {WRITE_A}; {READ}")
+    b = write_vm(tmp, images, "b", f"sleep 3; {READ}")
+    run_fleet(args, tmp, [a, b], 1)
+    la, lb = lines_of(tmp, "a"), lines_of(tmp, "b")
+    check(want_base in la and want_a in la, f"run 1: vm-a read {la[-6:]}, expected the base's marker then its own")
+    check(la.index(want_base) < la.index(want_a), "run 1: vm-a read its own marker before the base's")
+    check(want_base in lb and want_a not in lb, f"run 1: vm-b read {lb[-4:]}: it must see the base only")
+    check(os.path.exists(os.path.join(tmp, "a.ovl")) and os.path.exists(os.path.join(tmp, "b.ovl")),
+          "the overlays were not created")
+
+    # Run 2: each VM on its own overlay again.
+    a = write_vm(tmp, images, "a", READ)
+    b = write_vm(tmp, images, "b", READ)
+    run_fleet(args, tmp, [a, b], 2)
+    la, lb = lines_of(tmp, "a"), lines_of(tmp, "b")
+    check(want_a in la and want_base not in la, f"run 2: vm-a read {la[-4:]}, expected its own marker")
+    check(want_base in lb and want_a not in lb, f"run 2: vm-b read {lb[-4:]}, expected the base's marker")
+    check(sha256(base) == before, "the base image changed")
+
+    # Run 3: a changed base refuses the VM, with the reason; deleting its overlay resets it.
+    os.utime(base, (time.time(), time.time() + 10))
+    err = run_fleet(args, tmp, [a], 3, expect_status=2)
+    reason = re.search(r"disco: vm vm-a: disk overlay \S*a\.ovl: its base \S*base\.img changed since the overlay "
+                       r"was made from it: modified .*\n", err)
+    check(reason, f"run 3: stderr does not say why vm-a failed:\n{err}")
+    os.remove(os.path.join(tmp, "a.ovl"))
+    run_fleet(args, tmp, [a], 4)
+    la = lines_of(tmp, "a")
+    check(want_base in la and want_a not in la, f"after the reset vm-a read {la[-4:]}, expected the base's marker")
+    check(sha256(base) == before, "the base image changed")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--disco", required=True, help="the disco executable")
+    p.add_argument("--images", required=True, help="the folder tools/build-images writes")
+    p.add_argument("--log-dir", default=".", help="where linux-overlay-*.log go")
+    p.add_argument("--timeout", type=float, default=900, help="seconds for each run")
+    args = p.parse_args()
+    missing = guest.missing_images(args.images, [guest.DISCO_KERNEL, guest.INITRAMFS])
+    if missing:
+        print(f"SKIP: {args.images} lacks {', '.join(missing)}: build the guest images with tools/build-images")
+        return SKIP
+    images = os.path.abspath(args.images)
+    os.makedirs(args.log_dir, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="disco-overlay-") as tmp:
+            run(args, tmp, images)
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print(f"FAIL: {e}")
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+// The `disco` subcommands that talk to a running monitor over its control
+// socket (configs/control-schema.md):
+//   disco list                 every VM: name, state, vCPUs, memory, console
+//   disco status NAME          one VM in detail
+//   disco start NAME           start a VM that is shut off
+//   disco stop NAME            stop a running VM and wait until it has stopped
+// A human table by default; --json prints the reply's value for scripts.
+// Exit status 0 on success, 1 when the monitor refuses (its message on
+// stderr) or cannot be reached.
+#pragma once
+#include <string>
+
+namespace disco::control {
+
+struct ClientOptions {
+    std::string socket_path;  // "" = default_socket_path()
+    bool json = false;
+    /// Seconds for the whole exchange, including stop's wait for the VM to end.
+    double timeout_s = 30;
+};
+
+/// `command` is "list", "status", "start" or "stop"; `vm` names the VM (not for list).
+int run_client(const std::string& command, const std::string& vm, const ClientOptions& options);
+}  // namespace disco::control
