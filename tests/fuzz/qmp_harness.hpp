@@ -48,10 +48,11 @@ inline void run_qmp_case(std::span<const u8> data) {
     auto events = control::EventQueue::create(64);
     qmp_check(events.has_value());
     control::EventQueue& queue = **events;
-    monitor::Fleet fleet(
-        {.message_fd = null_fd,
-         .min_bytes_per_node = 64ull << 20,
-         .on_state_change = [&](const monitor::FleetVmStatus& vm) { queue.push(control::vm_state_event(vm)); }});
+    monitor::FleetOptions options;
+    options.message_fd = null_fd;
+    options.min_bytes_per_node = 64ull << 20;
+    options.on_state_change = [&](const monitor::FleetVmStatus& vm) { queue.push(control::vm_state_event(vm)); };
+    monitor::Fleet fleet(std::move(options));
     monitor::VmDefinition a;
     a.name = "a";
     a.config.machine = monitor::Machine::BareMetal;

@@ -96,12 +96,14 @@ int run_daemon(const DaemonOptions& options) {
     }
     Wakeup wakeup;
     EventQueue& queue = **events;
-    monitor::Fleet fleet({.numa_sim = options.numa_sim,
-                          .min_bytes_per_node = options.machine_bytes_per_node,
-                          .on_state_change = [&queue, &wakeup](const monitor::FleetVmStatus& vm) {
-                              queue.push(vm_state_event(vm));
-                              wakeup.changed();
-                          }});
+    monitor::FleetOptions fleet_options;
+    fleet_options.numa_sim = options.numa_sim;
+    fleet_options.min_bytes_per_node = options.machine_bytes_per_node;
+    fleet_options.on_state_change = [&queue, &wakeup](const monitor::FleetVmStatus& vm) {
+        queue.push(vm_state_event(vm));
+        wakeup.changed();
+    };
+    monitor::Fleet fleet(std::move(fleet_options));
 
     // Every good file's VMs; a bad one is named with its field and reason, and skipped.
     usize rejected = 0;

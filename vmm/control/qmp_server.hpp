@@ -37,12 +37,12 @@
 namespace disco::control {
 
 struct QmpServerOptions {
-    std::string socket_path;
+    std::string socket_path = {};
     /// Members of this group (as their primary group) may connect too; the socket is then 0660 and its folder 0750, of
     /// that group.
-    std::optional<gid_t> group;
+    std::optional<gid_t> group = std::nullopt;
     /// Users allowed besides the monitor's own and root.
-    std::vector<uid_t> allowed_uids;
+    std::vector<uid_t> allowed_uids = {};
     usize max_request = 64 * 1024;
     usize max_output = 1024 * 1024;
     usize max_clients = 64;

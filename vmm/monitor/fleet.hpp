@@ -54,7 +54,7 @@ struct FleetOptions {
     /// Called with a VM's new status on each change of its state (started,
     /// stopping, ended). It runs under the Fleet's lock, so that calls come in
     /// the order of the changes: it must be quick and must not call the Fleet.
-    std::function<void(const FleetVmStatus&)> on_state_change;
+    std::function<void(const FleetVmStatus&)> on_state_change = {};
 };
 
 /// How one VM of the fleet ended.

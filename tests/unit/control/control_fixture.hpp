@@ -62,12 +62,13 @@ struct ControlFixture {
         messages = ::open((dir / "messages").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         REQUIRE(messages >= 0);
         events = std::move(control::EventQueue::create().value());
-        fleet = std::make_unique<monitor::Fleet>(
-            monitor::FleetOptions{.message_fd = messages,
-                                  .min_bytes_per_node = 256ull << 20,
-                                  .on_state_change = [this](const monitor::FleetVmStatus& vm) {
-                                      events->push(control::vm_state_event(vm));
-                                  }});
+        monitor::FleetOptions options;
+        options.message_fd = messages;
+        options.min_bytes_per_node = 256ull << 20;
+        options.on_state_change = [this](const monitor::FleetVmStatus& vm) {
+            events->push(control::vm_state_event(vm));
+        };
+        fleet = std::make_unique<monitor::Fleet>(std::move(options));
         commands = std::make_unique<control::QmpCommands>(
             *fleet, control::ControlOptions{
                         .base_dir = dir, .max_vms = 4, .on_quit = [this] { ++quits; }, .events = events.get()});
