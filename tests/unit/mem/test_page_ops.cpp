@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/unit/cpu_harness.hpp"
+#include "tests/unit/mem/machine_ram.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/machine_memory.hpp"
 #include "vmm/mem/shootdown.hpp"
@@ -57,17 +58,11 @@ u64 read_u64(GuestRam& ram, u64 pa) {
 }  // namespace
 
 TEST_CASE("page operations under four storing vCPUs lose no store and leak no frame", "[page-ops]") {
-    MachineMemoryConfig mc;
-    mc.numa_sim = kNodes;
-    mc.bytes_per_node = 4 << 20;
-    auto mm = MachineMemory::create(mc);
-    REQUIRE(mm.has_value());
+    const auto mm = test::test_machine_memory(kNodes, 4 << 20);
     {
-        GuestRam ram;
-        Shootdown shootdown(kVcpus);
-        ram.use_machine_memory(mm->get(), 0, 1);
-        ram.set_shootdown(&shootdown);
-        REQUIRE(ram.add_region(GuestPhysAddr(0), 1 << 20));
+        test::TestVmRam vm(*mm, 1, 1 << 20, kVcpus);
+        GuestRam& ram = vm.ram;
+        Shootdown& shootdown = vm.shootdown;
         CodeWatch code(1 << 20);
         MmioBus mmio;
         std::atomic<bool> stop{false};
@@ -142,22 +137,15 @@ TEST_CASE("page operations under four storing vCPUs lose no store and leak no fr
         CHECK(stats.collapses_on_write.load() > 10);
         CHECK(stats.cow_breaks.load() > 10);
         CHECK(ram.page_op_stats().shootdowns.load() > 0);
-        CHECK((*mm)->totals().frames_in_use == ram.frames_held());
+        CHECK(mm->totals().frames_in_use == ram.frames_held());
     }
-    CHECK((*mm)->totals().frames_in_use == 0);  // every frame back in its pool
+    CHECK(mm->totals().frames_in_use == 0);  // every frame back in its pool
 }
 
 TEST_CASE("page operations refuse what they cannot do and change nothing", "[page-ops]") {
-    MachineMemoryConfig mc;
-    mc.numa_sim = 2;
-    mc.bytes_per_node = 1 << 20;
-    auto mm = MachineMemory::create(mc);
-    REQUIRE(mm.has_value());
-    GuestRam ram;
-    Shootdown sd(1);
-    ram.use_machine_memory(mm->get(), 0, 1);
-    ram.set_shootdown(&sd);
-    REQUIRE(ram.add_region(GuestPhysAddr(0), 64 * kPageSize));
+    const auto mm = test::test_machine_memory(2, 1 << 20);
+    test::TestVmRam vm(*mm, 1, 64 * kPageSize);
+    GuestRam& ram = vm.ram;
     const std::vector<u8> pattern(kPageSize, 0x5A);
     REQUIRE(ram.write(GuestPhysAddr(3 * kPageSize), pattern));
 
@@ -185,7 +173,7 @@ TEST_CASE("page operations refuse what they cannot do and change nothing", "[pag
     CHECK(ram.write_allowed(3));
     CHECK(ram.host_page(GuestPhysAddr(3 * kPageSize), 0)[0] == 7);
     CHECK(ram.host_page(GuestPhysAddr(3 * kPageSize), 1)[0] == 7);
-    CHECK((*mm)->totals().frames_in_use == 64);  // the replica went back
+    CHECK(mm->totals().frames_in_use == 64);  // the replica went back
 
     GuestRam plain;
     REQUIRE(plain.add_region(GuestPhysAddr(0), 16 * kPageSize));
@@ -193,34 +181,24 @@ TEST_CASE("page operations refuse what they cannot do and change nothing", "[pag
 }
 
 TEST_CASE("identical pages of two VMs share one frame until either writes", "[page-ops]") {
-    MachineMemoryConfig mc;
-    mc.numa_sim = 2;
-    mc.bytes_per_node = 1 << 20;
-    auto mm = MachineMemory::create(mc);
-    REQUIRE(mm.has_value());
+    const auto mm = test::test_machine_memory(2, 1 << 20);
     {
-        GuestRam a, b;
-        Shootdown sda(1), sdb(1);
-        a.use_machine_memory(mm->get(), 0, 1);
-        b.use_machine_memory(mm->get(), 1, 2);
-        a.set_shootdown(&sda);
-        b.set_shootdown(&sdb);
-        REQUIRE(a.add_region(GuestPhysAddr(0), 16 * kPageSize));
-        REQUIRE(b.add_region(GuestPhysAddr(0), 16 * kPageSize));
+        test::TestVmRam vm_a(*mm, 1, 16 * kPageSize), vm_b(*mm, 2, 16 * kPageSize, 1, 1);
+        GuestRam &a = vm_a.ram, &b = vm_b.ram;
         const std::vector<u8> text(kPageSize, 0xC3);
         REQUIRE(a.write(GuestPhysAddr(2 * kPageSize), text));
         REQUIRE(b.write(GuestPhysAddr(5 * kPageSize), text));
-        REQUIRE((*mm)->totals().frames_in_use == 32);
+        REQUIRE(mm->totals().frames_in_use == 32);
 
         CHECK(b.share_from(4, a, 2).error().kind == PageOpError::Kind::NotIdentical);  // zero page vs text
         REQUIRE(b.share_from(5, a, 2));
-        CHECK((*mm)->totals().frames_in_use == 31);  // one frame saved
+        CHECK(mm->totals().frames_in_use == 31);  // one frame saved
         CHECK(b.host_page(GuestPhysAddr(5 * kPageSize)) == a.host_page(GuestPhysAddr(2 * kPageSize)));
-        CHECK((*mm)->user_count(*[&] {
+        CHECK(mm->user_count(*[&] {
             // the frame's reverse map names both VMs
             const u8* host = a.host_page(GuestPhysAddr(2 * kPageSize));
-            for (u32 f = 0; f < (*mm)->frame_count(); ++f)
-                if ((*mm)->host(MachineFrame(f)) == host) return std::optional<MachineFrame>(MachineFrame(f));
+            for (u32 f = 0; f < mm->frame_count(); ++f)
+                if (mm->host(MachineFrame(f)) == host) return std::optional<MachineFrame>(MachineFrame(f));
             return std::optional<MachineFrame>();
         }()) == 2);
         CHECK_FALSE(a.write_allowed(2));
@@ -235,24 +213,22 @@ TEST_CASE("identical pages of two VMs share one frame until either writes", "[pa
         CHECK(b.page_op_stats().cow_breaks.load() == 1);
         CHECK(b.host_page(GuestPhysAddr(5 * kPageSize))[0] == 0x11);
         CHECK(a.host_page(GuestPhysAddr(2 * kPageSize))[0] == 0xC3);
-        CHECK((*mm)->totals().frames_in_use == 32);
+        CHECK(mm->totals().frames_in_use == 32);
         CHECK(b.write_allowed(5));
         // A is the frame's only holder now: its first write takes it over without a copy.
         REQUIRE(a.write(GuestPhysAddr(2 * kPageSize), mark));
         CHECK(a.page_op_stats().cow_takeovers.load() == 1);
         CHECK(a.write_allowed(2));
-        CHECK((*mm)->totals().frames_in_use == 32);
+        CHECK(mm->totals().frames_in_use == 32);
 
         // Sharing needs one machine memory.
-        auto other = MachineMemory::create(mc);
-        REQUIRE(other.has_value());
-        GuestRam c;
-        c.use_machine_memory(other->get(), 0, 3);
-        REQUIRE(c.add_region(GuestPhysAddr(0), 16 * kPageSize));
+        const auto other = test::test_machine_memory(2, 1 << 20);
+        test::TestVmRam vm_c(*other, 3, 16 * kPageSize);
+        GuestRam& c = vm_c.ram;
         CHECK(c.share_from(0, a, 0).error().kind == PageOpError::Kind::NotMovable);
         // Shared, then one VM goes away: the other keeps the frame.
         REQUIRE(b.share_from(7, a, 9));  // two zero pages
-        CHECK((*mm)->totals().frames_in_use == 31);
+        CHECK(mm->totals().frames_in_use == 31);
     }
-    CHECK((*mm)->totals().frames_in_use == 0);  // every frame back in its pool
+    CHECK(mm->totals().frames_in_use == 0);  // every frame back in its pool
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "tests/unit/mem/machine_ram.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/machine_memory.hpp"
 #include "vmm/mem/shootdown.hpp"
@@ -34,20 +35,10 @@ void wait_merged(const PageScanner& scanner, u64 n) {
 }  // namespace
 
 TEST_CASE("the page scanner merges identical pages of two VMs and only those", "[page-scan]") {
-    MachineMemoryConfig mc;
-    mc.numa_sim = 1;
-    mc.bytes_per_node = 4 << 20;
-    auto mm = MachineMemory::create(mc);
-    REQUIRE(mm.has_value());
+    const auto mm = test::test_machine_memory(1, 4 << 20);
     {
-        GuestRam a, b;
-        Shootdown sda(1), sdb(1);
-        a.use_machine_memory(mm->get(), 0, 1);
-        b.use_machine_memory(mm->get(), 0, 2);
-        a.set_shootdown(&sda);
-        b.set_shootdown(&sdb);
-        REQUIRE(a.add_region(GuestPhysAddr(0), kPages * kPageSize));
-        REQUIRE(b.add_region(GuestPhysAddr(0), kPages * kPageSize));
+        test::TestVmRam vm_a(*mm, 1, kPages * kPageSize), vm_b(*mm, 2, kPages * kPageSize);
+        GuestRam &a = vm_a.ram, &b = vm_b.ram;
         // Every page of both VMs distinct, except 8 "kernel text" pages both hold (at other addresses).
         for (u64 p = 0; p < kPages; ++p) {
             std::vector<u8> page(kPageSize, 0);
@@ -93,5 +84,5 @@ TEST_CASE("the page scanner merges identical pages of two VMs and only those", "
         CHECK(measure(a, b).pages_sharing == 7);
         scanner.remove(a);
     }
-    CHECK((*mm)->totals().frames_in_use == 0);
+    CHECK(mm->totals().frames_in_use == 0);
 }

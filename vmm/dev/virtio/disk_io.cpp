@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <climits>
 
-
 namespace disco::dev {
 
 u64 iov_bytes(std::span<const iovec> iov) {
@@ -40,11 +39,25 @@ void advance_iov(std::vector<iovec>& iov, usize& first, u64 bytes) {
 }
 
 namespace {
+/// An operation that owns itself: it reports once, then is gone.
+class OneShotOp : public IoOp {
+protected:
+    explicit OneShotOp(IoDone done) : done_(std::move(done)) {}
+    void finish(int res) {
+        IoDone done = std::move(done_);
+        delete this;
+        done(res);
+    }
+
+private:
+    IoDone done_;
+};
+
 /// One readv/writev transfer, resubmitted from where a short one stopped.
-class RwOp final : public IoOp {
+class RwOp final : public OneShotOp {
 public:
     RwOp(IoRing& ring, int fd, bool write, u64 offset, std::vector<iovec> iov, IoDone done)
-        : ring_(ring), fd_(fd), write_(write), offset_(offset), iov_(std::move(iov)), done_(std::move(done)) {
+        : OneShotOp(std::move(done)), ring_(ring), fd_(fd), write_(write), offset_(offset), iov_(std::move(iov)) {
         total_ = iov_bytes(iov_);
     }
     void submit() {
@@ -69,24 +82,18 @@ public:
     }
 
 private:
-    void finish(int res) {
-        IoDone done = std::move(done_);
-        delete this;
-        done(res);
-    }
     IoRing& ring_;
     const int fd_;
     const bool write_;
     const u64 offset_;
     std::vector<iovec> iov_;
-    IoDone done_;
     u64 total_ = 0, moved_ = 0;
     usize first_ = 0;
 };
 
-class FsyncOp final : public IoOp {
+class FsyncOp final : public OneShotOp {
 public:
-    FsyncOp(IoRing& ring, int fd, IoDone done) : ring_(ring), fd_(fd), done_(std::move(done)) {}
+    FsyncOp(IoRing& ring, int fd, IoDone done) : OneShotOp(std::move(done)), ring_(ring), fd_(fd) {}
     void submit() {
         io_uring_sqe* s = ring_.sqe();
         if (!s) return finish(-EBUSY);
@@ -99,14 +106,8 @@ public:
     }
 
 private:
-    void finish(int res) {
-        IoDone done = std::move(done_);
-        delete this;
-        done(res);
-    }
     IoRing& ring_;
     const int fd_;
-    IoDone done_;
 };
 
 int sync_rw(IoRing& ring, int fd, bool write, void* buf, u64 len, u64 offset) {

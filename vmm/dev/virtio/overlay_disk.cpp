@@ -403,6 +403,19 @@ bool OverlayDisk::in_overlay(u64 offset) const {
     return offset < geometry_.disk_size && table_[offset >> kClusterBits] != 0;
 }
 
+bool OverlayDisk::answered_at_once(u64 offset, u64 length, IoDone& done) {
+    // Past the end: refused; empty: done. Either way there is no I/O to do.
+    if (offset > size() || length > size() - offset) {
+        done(-EINVAL);
+        return true;
+    }
+    if (length == 0) {
+        done(0);
+        return true;
+    }
+    return false;
+}
+
 bool OverlayDisk::defer_if_busy(u64 offset, u64 length, std::function<void()> retry) {
     if (busy_.empty()) return false;
     for (u64 v = offset >> kClusterBits; v <= (offset + length - 1) >> kClusterBits; ++v)
@@ -422,9 +435,9 @@ void OverlayDisk::run_deferred() {
 
 void OverlayDisk::read(u64 offset, std::span<const iovec> iov, IoDone done) {
     const u64 length = iov_bytes(iov);
-    if (offset > size() || length > size() - offset) return done(-EINVAL);
-    if (length == 0) return done(0);
-    if (defer_if_busy(offset, length, [this, offset, iov, done] { read(offset, iov, done); })) return;
+    if (answered_at_once(offset, length, done) ||
+        defer_if_busy(offset, length, [this, offset, iov, done] { read(offset, iov, done); }))
+        return;
     // Runs of clusters that lie contiguously in one file go as one read.
     Join* join = new Join(std::move(done));
     struct Run {
@@ -469,9 +482,9 @@ void OverlayDisk::write(u64 offset, std::span<const iovec> iov, IoDone done) {
     if (read_only_) return done(-EROFS);
     if (failed_) return done(-EIO);
     const u64 length = iov_bytes(iov);
-    if (offset > size() || length > size() - offset) return done(-EINVAL);
-    if (length == 0) return done(0);
-    if (defer_if_busy(offset, length, [this, offset, iov, done] { write(offset, iov, done); })) return;
+    if (answered_at_once(offset, length, done) ||
+        defer_if_busy(offset, length, [this, offset, iov, done] { write(offset, iov, done); }))
+        return;
     Join* join = new Join(std::move(done));
     // Clusters already mapped are written where they are; whole first
     // writes go straight from guest memory to fresh clusters; partial first

@@ -69,6 +69,8 @@ private:
     OverlayDisk(std::string base_path, std::string overlay_path, int base_fd, int overlay_fd, bool read_only,
                 IoRing& ring, const overlay::Geometry& g);
     static Result<void, std::string> load(OverlayDisk& d, u64 file_size);
+    /// Answers a request with nothing to transfer (out of range: -EINVAL; empty: 0); true if it did.
+    bool answered_at_once(u64 offset, u64 length, IoDone& done);
     bool defer_if_busy(u64 offset, u64 length, std::function<void()> retry);
     void run_deferred();
     u32 allocate();
