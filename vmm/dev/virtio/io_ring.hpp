@@ -22,7 +22,7 @@ public:
     virtual void complete(int res) = 0;
 
 protected:
-    ~IoOp() = default;
+    virtual ~IoOp() = default;  // operations delete themselves through a base pointer
 };
 
 class IoRing {
