@@ -1,0 +1,27 @@
+// The monitor commands disco-numad uses (configs/control-schema.md, `__com.disco-project_`
+// names), typed: each reply is checked in full and turned into plain data, so that a monitor
+// that sends something unexpected gives a `protocol` error, not a wrong decision.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "numad/hot_pages.hpp"
+#include "numad/monitor_client.hpp"
+
+namespace disco::numad {
+
+inline constexpr unsigned max_hot_pages_limit = 4096;  // the monitor's bound on `limit`
+
+/// Pulls at most `limit` hottest pages (1..4096) and, with `reset`, zeroes the counters.
+Result<HotPageBatch, ClientError> pull_hot_pages(MonitorClient& client, unsigned limit, bool reset);
+
+/// Parses a hot-pages reply (exposed for tests).
+Result<HotPageBatch, ClientError> parse_hot_pages(const nlohmann::json& reply);
+
+Result<unsigned, ClientError> migrate_page(MonitorClient& client, const std::string& vm, std::uint64_t gpa,
+                                           unsigned node);
+Result<std::vector<unsigned>, ClientError> replicate_page(MonitorClient& client, const std::string& vm,
+                                                          std::uint64_t gpa);
+
+}  // namespace disco::numad
