@@ -2,24 +2,26 @@
 //   disco run --kernel FILE [--initrd FILE] [--append CMDLINE] [--memory SIZE]
 //             [--smp N] [--disk FILE[,readonly][,overlay=OVL]]... [--no-reboot]
 //   disco run --vm FILE.json [--vm FILE.json]...   (several VMs: vmm/monitor/fleet.hpp)
+//   disco run ... --control PATH                    (the control socket for the run: vmm/control/run_control.hpp)
 //   disco daemon --config-dir DIR; disco list|status|start|stop   (vmm/control/cli_commands.hpp)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <cstring>
-#include <optional>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "vmm/control/cli_commands.hpp"
+#include "vmm/control/run_control.hpp"
 #include "vmm/monitor/fleet.hpp"
 #include "vmm/monitor/footprint.hpp"
 #include "vmm/monitor/host_console.hpp"
 #include "vmm/monitor/page_scanner.hpp"
-#include "vmm/monitor/stats_document.hpp"
 #include "vmm/monitor/signal_watch.hpp"
+#include "vmm/monitor/stats_document.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/util/size.hpp"
 
@@ -88,11 +90,25 @@ int main(int argc, char** argv) {
                     "Stress the memory layer: migrate, replicate and collapse random guest pages at RATE "
                     "operations per second while the guest runs (with --vm: in every VM)")
         ->check(CLI::Range(0.0, 1e6));
+    std::string placement = "home";
+    run->add_option("--numa-placement", placement,
+                    "Where guest RAM starts out: 'home' (one run on the VM's home node), 'interleave' (page by "
+                    "page over the nodes) or 'random' (each page on a random node: NUMA-oblivious first touch, "
+                    "for the migration experiment); with --vm: for every VM")
+        ->check(CLI::IsMember({"home", "interleave", "random"}))
+        ->capture_default_str();
     std::string access_counters = "on";
     run->add_option("--access-counters", access_counters,
                     "Count, per machine page and NUMA node, the vCPUs' soft-TLB misses (the analogue of FLASH's "
                     "per-page cache-miss counters that page migration and replication decide from); 'off' saves "
                     "their small cost. With --stats the total and the hottest page are printed (virt only)")
+        ->check(CLI::IsMember({"on", "off"}))
+        ->capture_default_str();
+    std::string disk_cache = "on";
+    run->add_option("--disk-cache", disk_cache,
+                    "Read-time sharing (the global disk page cache): a page-aligned 4 KiB read of a read-only "
+                    "base image's block maps the one machine page holding it into the guest, copy-on-write, "
+                    "instead of copying (with --vm: across the fleet's VMs); 'off' copies every read")
         ->check(CLI::IsMember({"on", "off"}))
         ->capture_default_str();
     run->add_flag("--no-reboot", no_reboot, "End with status 0 when the guest reboots instead of restarting it");
@@ -109,6 +125,11 @@ int main(int argc, char** argv) {
                     "Share identical guest pages copy-on-write (within and across VMs), found by hashing at most "
                     "RATE pages per second on one scanner thread (0: off)")
         ->check(CLI::Range(0.0, 1e8));
+    std::string control_socket;
+    run->add_option("--control", control_socket,
+                    "Serve the control socket (QMP, configs/control-schema.md) at PATH for this run's VMs, as "
+                    "`disco daemon` does: for disco-numad and scripts. With --kernel the VM is a fleet of one "
+                    "named 'vm' whose console is output only");
     std::vector<std::string> vm_files;
     run->add_option("--vm", vm_files,
                     "Instead of --kernel: run the VMs a JSON file defines (configs/vm-schema.md), each with its own "
@@ -131,18 +152,32 @@ int main(int argc, char** argv) {
             if (run->count(one_vm) > 0)
                 return fail_line(fmt::format(
                     "--vm and {} are mutually exclusive (each VM's settings are in its JSON file)", one_vm));
-        // --numa-sim and --page-churn apply to the whole fleet: its VMs share one machine memory.
-        return disco::monitor::run_fleet(vm_files, {.default_max_insns = config.max_insns,
-                                                    .stats = stats,
-                                                    .numa_sim = config.numa_sim,
-                                                    .page_churn = config.page_churn,
-                                                    .page_scan = page_scan,
-                                                    .stats_file = stats_file});
     }
+    // --numa-sim and --page-churn apply to the whole fleet: its VMs share one machine memory.
+    disco::monitor::FleetOptions fleet_options;
+    fleet_options.default_max_insns = config.max_insns;
+    fleet_options.stats = stats;
+    fleet_options.numa_sim = config.numa_sim;
+    fleet_options.page_churn = config.page_churn;
+    config.ram_placement = placement == "random"       ? disco::RamPlacement::Random
+                           : placement == "interleave" ? disco::RamPlacement::Interleave
+                                                       : disco::RamPlacement::Home;
+    fleet_options.ram_placement = config.ram_placement;
+    fleet_options.page_scan = page_scan;
+    fleet_options.stats_file = stats_file;
+    fleet_options.disk_cache = disk_cache == "on";
+    disco::monitor::FleetCompanion companion;
+    if (!control_socket.empty()) {
+        auto served = disco::control::serve_run_control(control_socket, fleet_options);
+        if (!served) return fail_line(served.error().message);
+        companion = std::move(*served);
+    }
+    if (!vm_files.empty()) return disco::monitor::run_fleet(vm_files, fleet_options, companion);
     if (run->count("--kernel") == 0)
         return fail_line("--kernel is required (or --vm FILE.json for VMs from JSON files)");
 
     config.access_counters = access_counters == "on";
+    config.disk_cache = disk_cache == "on";
     config.machine = machine == "virt" ? disco::monitor::Machine::Virt : disco::monitor::Machine::BareMetal;
     if (memory.empty()) memory = config.machine == disco::monitor::Machine::Virt ? "256M" : "64M";
     auto bytes = disco::parse_size(memory);
@@ -156,6 +191,17 @@ int main(int argc, char** argv) {
     if (config.machine == disco::monitor::Machine::BareMetal &&
         (!config.initrd.empty() || !config.cmdline.empty() || !config.disks.empty()))
         return fail_line("--initrd, --append and --disk need the virt machine (-M virt)");
+
+    if (companion) {
+        // A fleet of one, so that the control socket sees it as it sees any fleet's VMs.
+        disco::monitor::VmDefinition def;
+        def.name = "vm";
+        def.config = config;
+        def.reboot = no_reboot ? disco::monitor::RebootPolicy::Exit : disco::monitor::RebootPolicy::Restart;
+        std::vector<disco::monitor::VmDefinition> defs;
+        defs.push_back(std::move(def));
+        return disco::monitor::run_fleet(std::move(defs), fleet_options, companion);
+    }
 
     // SIGUSR1: the running VM's vCPU and device state on stderr (a hung guest).
     std::mutex current_mutex;
@@ -193,13 +239,19 @@ int main(int argc, char** argv) {
         const std::pair<std::string, const disco::GuestRam*> measured[] = {{"vm", &(*vm)->ram()}};
         const disco::monitor::Footprint footprint = disco::monitor::measure_footprint(measured);
         if (scanner) scanner->stop();
+        std::optional<disco::monitor::AccessSplit> numa;
+        if (const disco::MachineMemory* mm = (*vm)->ram().machine_memory()) numa = disco::monitor::count_accesses(*mm);
+        std::optional<disco::DiskCacheStats> cache;
+        if (const disco::DiskPageCache* c = (*vm)->disk_cache()) cache = c->stats();
         if (!stats_file.empty() &&
             !disco::monitor::write_stats_document(
-                stats_file, disco::monitor::stats_document(footprint, footprint, scanner ? &*scanner : nullptr)))
+                stats_file, disco::monitor::stats_document(footprint, footprint, scanner ? &*scanner : nullptr,
+                                                           numa ? &*numa : nullptr, cache ? &*cache : nullptr)))
             return fail_line(fmt::format("--stats {}: {}", stats_file, std::strerror(errno)));
         if (stats) {
             std::fprintf(stderr, "disco: %s\n", footprint.summary().c_str());
             if (scanner) std::fprintf(stderr, "disco: %s\n", scanner->summary().c_str());
+            if (cache) std::fprintf(stderr, "disco: %s\n", disco::monitor::disk_cache_summary(*cache).c_str());
             const double secs = (*vm)->run_seconds();
             const auto insns = (*vm)->retired_instructions();
             std::fprintf(stderr, "disco: %llu instructions in %.3f s: %.1f guest MIPS\n",

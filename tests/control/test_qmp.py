@@ -11,7 +11,11 @@ sends 10,000 malformed or hostile requests on four connections at once while the
 restarted again and again on a fifth, and checks that the daemon still answers, the idle VM still
 runs and every bench run printed the right checksum; checks that a connection from a disallowed
 uid is refused (as root: a child that drops to nobody; skipped otherwise); ends the daemon with
-QMP's quit and another one with SIGTERM.
+QMP's quit and another one with SIGTERM. Then `disco run --numa-sim 2 --vm FILE --control SOCK` runs
+a virt guest that touches two pages (a store and a load, written here as an ELF): the NUMA and
+memory commands (hot-pages, page-migrate/-replicate/-collapse with their events, numa, memory,
+vcpu-pin) and their errors, `disco stats` and `disco numa [hot|migrate]` on that socket, quit, and
+the run's --stats document's "numa" figures.
 
 Exit status 0 passed, 1 failed, 77 skipped.
 """
@@ -52,6 +56,37 @@ def idle_elf():
     ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 8, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
     phdr = struct.pack("<IIQQQQQQ", 1, 7, 120, entry, 0, len(code), len(code), 4096)
     return ehdr + phdr + code
+
+
+def toucher_elf():
+    """A MIPS64 little-endian ELF for the virt board that stores to guest-physical 0x100000 and loads
+    from 0x101000 every 0.1 s, sleeping on WAIT for the CP0 timer in between (IM7 only, IE off: WAIT
+    returns without an exception, MD00087 WAIT). Its soft-TLB fills are what the access counters
+    count (the same guest as tests/unit/control/control_fixture.hpp's toucher_kernel())."""
+    entry = 0xFFFFFFFF80010000
+    words = [
+        0x40086000,  # mfc0 t0, Status
+        0x35088000,  # ori t0, t0, 0x8000 (IM7)
+        0x40886000,  # mtc0 t0, Status
+        0x3C098010,  # lui t1, 0x8010
+        0xAD200000,  # 1: sw zero, 0(t1)
+        0x8D2A1000,  # lw t2, 0x1000(t1)
+        0x400B4800,  # mfc0 t3, Count
+        0x3C0C0098,  # lui t4, 0x98 (~10 M ticks: 0.1 s at 100 MHz)
+        0x016C5821,  # addu t3, t3, t4
+        0x408B5800,  # mtc0 t3, Compare (clears the timer interrupt)
+        0x42000020,  # wait
+        0x1000FFF8,  # b 1b
+        0,           # nop
+    ]
+    code = struct.pack(f"<{len(words)}I", *words)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 8, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, 120, entry, 0, len(code), len(code), 4096)
+    return ehdr + phdr + code
+
+
+TOUCHED_STORE, TOUCHED_LOAD = 0x100000, 0x101000
 
 
 class Notify:
@@ -440,6 +475,168 @@ def case_sigterm(a, tmp):
         d.kill()
 
 
+def eventually(probe, what, timeout=15):
+    """probe()'s first true value within the time, else a Failure naming `what` and the last value."""
+    end = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > end:
+            raise Failure(f"{what} within {timeout} s (last: {got!r})")
+        time.sleep(0.1)
+
+
+def page_of(hot, gpa):
+    return next((p for p in hot["pages"] if p["gpa"] == gpa), None)
+
+
+def frames_on(q, node):
+    return q.ok(V + "numa", {"vm": "t"})["vms"][0]["frames_per_node"][node]
+
+
+def case_run_numa(a, tmp):
+    """`disco run --numa-sim 2 --vm FILE --control SOCK` with the toucher guest: the NUMA and memory
+    commands (configs/control-schema.md "NUMA and memory"), their events and errors, and the
+    `disco stats` / `disco numa` clients, then quit and the run's --stats document."""
+    work = os.path.join(tmp, "numa")
+    os.mkdir(work)
+    with open(os.path.join(work, "toucher.elf"), "wb") as f:
+        f.write(toucher_elf())
+    with open(os.path.join(work, "t.json"), "w") as f:
+        json.dump({"name": "t", "machine": "virt", "kernel": "toucher.elf", "memory": "64M",
+                   "console": {"log": "t.log"}}, f)
+    sock = os.path.join(work, "ctl.sock")
+    stats_path = os.path.join(work, "stats.json")
+    log_path = os.path.join(work, "run.stderr")
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([a.disco, "run", "--numa-sim", "2", "--vm", os.path.join(work, "t.json"),
+                             "--control", sock, "--stats", stats_path], stdout=log, stderr=log)
+
+    def run_log():
+        log.flush()
+        with open(log_path, errors="replace") as f:
+            return f.read()
+
+    def cli(*args):
+        return subprocess.run([a.disco, *args, "--socket", sock], capture_output=True, text=True, timeout=60)
+
+    try:
+        eventually(lambda: os.path.exists(sock) or proc.poll() is not None, "the control socket")
+        check(proc.poll() is None, f"disco run ended at once:\n{run_log()}")
+        q = Qmp(sock)
+        names = {c["name"] for c in q.ok("query-commands")}
+        for n in ("hot-pages", "page-migrate", "page-replicate", "page-collapse", "numa", "memory", "vcpu-pin"):
+            check(V + n in names, f"query-commands lacks {V + n}")
+
+        # hot-pages: the guest's stored page, counted and written.
+        hot = eventually(lambda: (lambda h: h if (page_of(h, TOUCHED_STORE) or {}).get("written") else None)(
+            q.ok(V + "hot-pages", {"vm": "t"})), "hot-pages showing the stored page written")
+        check(hot["nodes"] == 2 and hot["simulated"] is True, f"hot-pages nodes {hot}")
+        check([v["name"] for v in hot["vms"]] == ["t"], f"hot-pages vms {hot['vms']}")
+        totals = [p["total"] for p in hot["pages"]]
+        check(totals == sorted(totals, reverse=True) and totals[0] >= 1, f"not hottest first: {totals}")
+        for p in hot["pages"]:
+            check(p["vm"] == "t" and len(p["counts"]) == 2 and sum(p["counts"]) == p["total"], f"page {p}")
+        check(hot["accesses"]["local"] + hot["accesses"]["remote"] >= sum(totals), f"accesses {hot}")
+        check(len(q.ok(V + "hot-pages", {"limit": 1})["pages"]) == 1, "hot-pages limit 1")
+
+        # Migrate the hottest page to the other node: the reply, the event, numa and hot-pages agree.
+        hottest = hot["pages"][0]
+        gpa, home = hottest["gpa"], hottest["home"]
+        other = 1 - home
+        before = frames_on(q, other)
+        check(q.ok(V + "page-migrate", {"vm": "t", "gpa": gpa, "node": other}) == {"node": other}, "page-migrate")
+        e = q.wait_event(lambda e: e["event"] == V + "PAGE_MIGRATED")
+        check(e["data"] == {"vm": "t", "gpa": gpa, "from": home, "to": other}, f"PAGE_MIGRATED {e}")
+        check(frames_on(q, other) == before + 1, f"numa: node {other} did not gain the page's frame")
+        moved = eventually(lambda: page_of(q.ok(V + "hot-pages", {"vm": "t", "limit": 4096}), gpa),
+                           f"hot-pages showing {gpa:#x} again")
+        check(moved["home"] == other, f"hot-pages: {gpa:#x} still at home {moved['home']}, not {other}")
+        r = q.execute(V + "page-migrate", {"vm": "t", "gpa": gpa, "node": other})
+        check("already" in r.get("error", {}).get("desc", ""), f"migrate to where it is: {r}")
+
+        # Replicate the page the guest only reads, then collapse it.
+        frames = sum(q.ok(V + "numa", {"vm": "t"})["vms"][0]["frames_per_node"])
+        check(q.ok(V + "page-replicate", {"vm": "t", "gpa": TOUCHED_LOAD}) == {"nodes": [0, 1]}, "page-replicate")
+        e = q.wait_event(lambda e: e["event"] == V + "PAGE_REPLICATED")
+        check(e["data"] == {"vm": "t", "gpa": TOUCHED_LOAD, "nodes": [0, 1]}, f"PAGE_REPLICATED {e}")
+        check(sum(q.ok(V + "numa", {"vm": "t"})["vms"][0]["frames_per_node"]) == frames + 1, "a replica's frame")
+        rep = eventually(lambda: page_of(q.ok(V + "hot-pages", {"vm": "t", "limit": 4096}), TOUCHED_LOAD),
+                         "hot-pages showing the replicated page")
+        check(rep["state"] == "replicated", f"replicated page {rep}")
+        check(q.ok(V + "page-collapse", {"vm": "t", "gpa": TOUCHED_LOAD}) == {}, "page-collapse")
+        e = q.wait_event(lambda e: e["event"] == V + "PAGE_COLLAPSED")
+        check(e["data"] == {"vm": "t", "gpa": TOUCHED_LOAD}, f"PAGE_COLLAPSED {e}")
+        check(sum(q.ok(V + "numa", {"vm": "t"})["vms"][0]["frames_per_node"]) == frames, "collapse freed a frame")
+
+        # Errors, each a GenericError that leaves the session usable.
+        for cmd, args, text in [
+            ("page-migrate", {"vm": "ghost", "gpa": gpa, "node": 0}, "No VM named 'ghost'"),
+            ("hot-pages", {"vm": "ghost"}, "No VM named 'ghost'"),
+            ("page-migrate", {"vm": "t", "gpa": TOUCHED_STORE + 8, "node": 0}, "not page-aligned"),
+            ("page-migrate", {"vm": "t", "gpa": TOUCHED_STORE, "node": 2}, "no node 2"),
+            ("page-migrate", {"vm": "t", "gpa": 0x1F020000, "node": 0}, "is not RAM"),
+            ("page-collapse", {"vm": "t", "gpa": TOUCHED_LOAD}, "no replicas"),
+            ("hot-pages", {"limit": 0}, "between 1 and 4096"),
+            ("vcpu-pin", {"vm": "t", "vcpu": 1, "node": 0}, "no vCPU 1"),
+        ]:
+            r = q.execute(V + cmd, args)
+            check(r.get("error", {}).get("class") == "GenericError" and text in r["error"]["desc"],
+                  f"{cmd} {args}: {r}")
+            check(q.ok("query-version")["package"].startswith("disco"), f"usable after {cmd} {args}")
+
+        mem = q.ok(V + "memory")
+        check(mem["page_size"] == 4096 and mem["machine_frames_in_use"] >= 16384, f"memory {mem}")
+        check([(v["name"], v["guest_pages"]) for v in mem["vms"]] == [("t", 16384)], f"memory vms {mem['vms']}")
+
+        check(q.ok(V + "numa", {"vm": "t"})["vms"][0]["vcpu_nodes"] == [0], "vCPU 0's first node")
+        check(q.ok(V + "vcpu-pin", {"vm": "t", "vcpu": 0, "node": 1}) == {}, "vcpu-pin")
+        check(q.ok(V + "numa", {"vm": "t"})["vms"][0]["vcpu_nodes"] == [1], "numa after vcpu-pin")
+
+        # The clients of the same socket.
+        r = cli("stats", "--json")
+        check(r.returncode == 0 and [v["name"] for v in json.loads(r.stdout)["vms"]] == ["t"], f"stats --json {r}")
+        r = cli("stats")
+        check(r.returncode == 0 and any(line.split()[:2] == ["t", "16384"] for line in r.stdout.splitlines()),
+              f"stats: {r.stdout} {r.stderr}")
+        r = cli("numa", "--json")
+        check(r.returncode == 0 and json.loads(r.stdout)["vms"][0]["vcpu_nodes"] == [1], f"numa --json {r}")
+        r = cli("numa", "t")
+        check(r.returncode == 0 and "Frames on node 1" in r.stdout, f"numa t: {r.stdout} {r.stderr}")
+        r = cli("numa", "hot", "t", "--limit", "4096")
+        rows = [line.split() for line in r.stdout.splitlines()]
+        check(r.returncode == 0 and any(row[:3] == ["t", hex(gpa), str(other)] for row in rows),
+              f"numa hot: {r.stdout} {r.stderr}")
+        r = cli("numa", "migrate", "t", hex(gpa), str(home))
+        check(r.returncode == 0 and f"is on node {home} now" in r.stdout, f"numa migrate: {r.stdout} {r.stderr}")
+        check(frames_on(q, other) == before, "the CLI's migrate did not move the page back")
+        r = cli("numa", "migrate", "t", "0x100008", "0")
+        check(r.returncode == 1 and "not page-aligned" in r.stderr, f"numa migrate unaligned: {r.stderr}")
+        r = cli("numa", "migrate", "t", "nowhere", "0")
+        check(r.returncode == 2 and "is not an address" in r.stderr, f"numa migrate bad GPA: {r.stderr}")
+        r = cli("numa", "hot", "ghost")
+        check(r.returncode == 1 and "No VM named 'ghost'" in r.stderr, f"numa hot ghost: {r.stderr}")
+
+        check(q.ok("quit") == {}, "quit")
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Failure("disco run did not end within 30 s of quit")
+        check(rc == 0, f"disco run exit status {rc} after quit:\n{run_log()}")
+        with open(stats_path) as f:
+            numa = json.load(f)["numa"]
+        check(numa["local_accesses"] > 0 and 0 < numa["local_ratio"] < 1 and numa["remote_accesses"] > 0,
+              f"--stats numa {numa}")
+    except (Failure, QmpError) as e:
+        raise Failure(f"{e}\n--- disco run log (end)\n{run_log()[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--disco", required=True)
@@ -485,6 +682,8 @@ def main():
             print("test_qmp: case_quit passed")
             case_sigterm(a, tmp)
             print("test_qmp: case_sigterm passed")
+            case_run_numa(a, tmp)
+            print("test_qmp: case_run_numa passed")
         except (Failure, QmpError, OSError, subprocess.TimeoutExpired) as e:
             print(f"test_qmp: FAILED: {e}\n--- daemon log (end)\n{d.log()[-4000:]}")
             return 1

@@ -3,7 +3,9 @@
 copy-on-write overlay (configs/disk-overlay-format.md), and the base left alone:
 
   run 1 (both at once): vm-a reads the base's marker from /dev/vda, writes its own marker over it
-        and syncs; vm-b, a little later, still reads the base's marker;
+        and syncs; vm-b, a little later, still reads the base's marker; both read the base through
+        the global disk page cache: `--stats FILE` reports disk-cache hits and, at the peak, guest
+        pages sharing one machine page (pages_sharing > 0), and each page-aligned read was mapped;
   run 2: vm-a, booted again on its overlay, reads back its own marker; vm-b still the base's;
   then: the base image's SHA-256 is what it was before the runs;
   run 3: the base's mtime is changed: vm-a fails to start, and the fleet says why in one line
@@ -71,12 +73,12 @@ READ = "head -c 16 /dev/vda | tr a-z A-Z; echo"
 WRITE_A = "echo ovl-of-vm-a-000 > /dev/vda && sync"
 
 
-def run_fleet(args, folder, files, run, expect_status=0):
+def run_fleet(args, folder, files, run, expect_status=0, extra=()):
     for f in files:  # fresh logs for this run
         log = os.path.join(folder, os.path.basename(f).replace(".json", ".log"))
         if os.path.exists(log):
             os.remove(log)
-    cmd = [os.path.abspath(args.disco), "run"] + sum((["--vm", f] for f in files), [])
+    cmd = [os.path.abspath(args.disco), "run"] + list(extra) + sum((["--vm", f] for f in files), [])
     print(f"$ {' '.join(cmd)}", flush=True)
     start = time.monotonic()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=args.timeout)
@@ -110,9 +112,20 @@ def run(args, tmp, images):
     want_base, want_a = BASE_MARKER.decode().upper(), "OVL-OF-VM-A-000"
 
     # Run 1: vm-a writes, vm-b (started together, reading after a pause) does not see it.
-    a = write_vm(tmp, images, "a", f"{READ}; {WRITE_A}; {READ}")
+    # vm-a lives on until after vm-b's read, so that the footprint taken when vm-a ends sees both
+    # VMs mapping the cached base blocks that neither wrote.
+    a = write_vm(tmp, images, "a", f"{READ}; {WRITE_A}; {READ}; sleep 8")
     b = write_vm(tmp, images, "b", f"sleep 3; {READ}")
-    run_fleet(args, tmp, [a, b], 1)
+    stats_file = os.path.join(tmp, "stats-1.json")
+    run_fleet(args, tmp, [a, b], 1, extra=["--stats", stats_file])
+    with open(stats_file) as f:
+        stats = json.load(f)
+    print(f"run 1: disk_cache {stats.get('disk_cache')}, peak pages_sharing {stats['peak']['pages_sharing']}")
+    cache = stats.get("disk_cache")
+    check(cache is not None, "run 1: --stats has no disk_cache figures")
+    check(cache["hits"] > 0 and cache["loads"] > 0, f"run 1: no disk-cache hits: {cache}")
+    check(cache["pages_mapped"] > cache["loads"], f"run 1: the VMs did not both map cached blocks: {cache}")
+    check(stats["peak"]["pages_sharing"] > 0, f"run 1: no guest pages shared a machine page: {stats['peak']}")
     la, lb = lines_of(tmp, "a"), lines_of(tmp, "b")
     check(want_base in la and want_a in la, f"run 1: vm-a read {la[-6:]}, expected the base's marker then its own")
     check(la.index(want_base) < la.index(want_a), "run 1: vm-a read its own marker before the base's")

@@ -43,6 +43,8 @@ public:
     virtual void request_report() = 0;
     /// The latest report and its sequence number (0: none yet); any thread.
     virtual std::pair<u64, std::string> last_report() const = 0;
+    /// Moves the vCPU to NUMA node `node` at its next safe point (Cpu::request_home); any thread.
+    virtual void set_home_node(unsigned node) = 0;
 };
 
 /// The software CPU: the pre-decoded interpreter of vmm/cpu.

@@ -23,6 +23,7 @@ public:
     std::string describe() const override { return cpu_.where(); }
     void request_report() override { cpu_.request_report(); }
     std::pair<u64, std::string> last_report() const override { return cpu_.last_report(); }
+    void set_home_node(unsigned node) override { cpu_.request_home(node); }
 
 private:
     cpu::Cpu cpu_;

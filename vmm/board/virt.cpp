@@ -24,13 +24,12 @@ using namespace virt;
 
 Result<void, Error> add_ram(GuestRam& ram, u64 bytes) {
     if (bytes < kMinMemory || bytes > kMaxMemory || bytes % kPageSize)
-        return fail(Error{fmt::format("memory size {} MiB is out of range for the virt board (64 MiB to 16 GiB)",
-                                      bytes >> 20)});
+        return fail(Error{
+            fmt::format("memory size {} MiB is out of range for the virt board (64 MiB to 16 GiB)", bytes >> 20)});
     const u64 low = std::min(bytes, kRam0Limit);
     if (auto r = ram.add_region(GuestPhysAddr(kRam0Base), low); !r) return fail(Error{r.error().message()});
     if (bytes > low) {
-        if (auto r = ram.add_region(GuestPhysAddr(kRam1Base), bytes - low); !r)
-            return fail(Error{r.error().message()});
+        if (auto r = ram.add_region(GuestPhysAddr(kRam1Base), bytes - low); !r) return fail(Error{r.error().message()});
     }
     return {};
 }
@@ -76,7 +75,8 @@ Result<void, Error> add_virtio(GuestRam& ram, MmioBus& mmio, const VirtConfig& c
         return fail(Error{fmt::format("too many virtio devices: the board has {} slots", kVirtioSlots)});
     std::vector<std::unique_ptr<dev::VirtioDevice>> devices;
     for (const auto& disk : config.disks)
-        devices.push_back(DISCO_TRY(dev::VirtioBlk::open(disk.path, disk.read_only, {}, disk.overlay)));
+        devices.push_back(
+            DISCO_TRY(dev::VirtioBlk::open(disk.path, disk.read_only, {}, disk.overlay, config.disk_cache)));
     if (config.virtio_console) {
         auto console = std::make_unique<dev::VirtioConsole>(hooks.virtio_console_out);
         board.virtio_console = std::shared_ptr<dev::VirtioConsole>(console.get(), [](dev::VirtioConsole*) {});
@@ -97,20 +97,21 @@ Result<void, Error> add_virtio(GuestRam& ram, MmioBus& mmio, const VirtConfig& c
 
 Result<VirtBoard, Error> build_virt_board(GuestRam& ram, MmioBus& mmio, const VirtConfig& config, VirtHooks hooks) {
     if (config.ncpus < 1 || config.ncpus > kMaxCpus)
-        return fail(Error{fmt::format("--smp {} is out of range for the virt board (1 to {})", config.ncpus, kMaxCpus)});
+        return fail(
+            Error{fmt::format("--smp {} is out of range for the virt board (1 to {})", config.ncpus, kMaxCpus)});
     DISCO_TRY(add_ram(ram, config.memory_bytes));
     VirtBoard board;
 
     auto gic = std::make_shared<dev::Gic>(config.ncpus, kGicTimerHz, hooks.cpu_irq, kGicBase);
     auto gcr = std::make_shared<dev::CmGcr>(config.ncpus, kGcrBase, kGicBase, kCpcBase);
-    auto cpc = std::make_shared<dev::Cpc>(*gcr, config.ncpus, dev::CoreControl{hooks.start_core, hooks.stop_core},
-                                          kCpcBase);
-    board.uart = std::make_shared<dev::Uart16550>(hooks.serial_out,
-                                                  [gic](bool level) { gic->set_input(kUartIrq, level); });
+    auto cpc =
+        std::make_shared<dev::Cpc>(*gcr, config.ncpus, dev::CoreControl{hooks.start_core, hooks.stop_core}, kCpcBase);
+    board.uart =
+        std::make_shared<dev::Uart16550>(hooks.serial_out, [gic](bool level) { gic->set_input(kUartIrq, level); });
     auto rtc = std::make_shared<dev::GoldfishRtc>([gic](bool level) { gic->set_input(kRtcIrq, level); }, kRtcBase);
     auto syscon = std::make_shared<dev::Syscon>(hooks.reboot, hooks.poweroff, kSysconBase);
-    const std::pair<u64, u64> windows[] = {{kGicBase, kGicSize},     {kGcrBase, kGcrSize},   {kCpcBase, kCpcSize},
-                                           {kUartBase, kUartSize},   {kRtcBase, kRtcSize},   {kSysconBase, kSysconSize}};
+    const std::pair<u64, u64> windows[] = {{kGicBase, kGicSize},   {kGcrBase, kGcrSize}, {kCpcBase, kCpcSize},
+                                           {kUartBase, kUartSize}, {kRtcBase, kRtcSize}, {kSysconBase, kSysconSize}};
     const std::shared_ptr<MmioDevice> devices[] = {gic, gcr, cpc, board.uart, rtc, syscon};
     for (usize i = 0; i < std::size(devices); ++i) {
         DISCO_TRY(mmio.add(GuestPhysAddr(windows[i].first), windows[i].second, devices[i]));
@@ -121,7 +122,8 @@ Result<VirtBoard, Error> build_virt_board(GuestRam& ram, MmioBus& mmio, const Vi
     auto kernel = load_kernel_elf(config.kernel, ram);
     if (!kernel) return fail(Error{kernel.error().message});
     if (kernel->byte_order != ByteOrder::Little)
-        return fail(Error{fmt::format("kernel {}: big-endian; the virt board runs little-endian guests", config.kernel)});
+        return fail(
+            Error{fmt::format("kernel {}: big-endian; the virt board runs little-endian guests", config.kernel)});
     board.byte_order = kernel->byte_order;
 
     std::vector<u8> initrd;

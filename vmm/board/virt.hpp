@@ -22,6 +22,10 @@ class Gic;
 class VirtioConsole;
 }  // namespace disco::dev
 
+namespace disco {
+class DiskPageCache;
+}
+
 namespace disco::board {
 
 struct DiskSpec {
@@ -36,6 +40,8 @@ struct VirtConfig {
     std::string kernel, initrd, cmdline;
     std::vector<DiskSpec> disks;
     bool virtio_console = true;
+    /// The disk page cache the disks share read-only base blocks through (null: none; it outlives the board).
+    DiskPageCache* disk_cache = nullptr;
 };
 
 /// What the board needs from the VM that owns it (all callable from any thread).
@@ -45,7 +51,7 @@ struct VirtHooks {
     std::function<void(unsigned core)> stop_core;            // CPC: power a vCPU down
     std::function<void(std::span<const u8>)> serial_out;     // the 16550's transmitted bytes
     std::function<void(std::span<const u8>)> virtio_console_out;
-    std::function<void()> reboot, poweroff;                  // syscon
+    std::function<void()> reboot, poweroff;  // syscon
 };
 
 struct VirtBoard {

@@ -133,22 +133,11 @@ std::string state_words(const json& vm) {
 }
 
 void print_table(const json& vms) {
-    std::vector<std::array<std::string, 5>> rows{{"Name", "State", "vCPUs", "Memory", "Console"}};
+    std::vector<std::vector<std::string>> rows{{"Name", "State", "vCPUs", "Memory", "Console"}};
     for (const auto& vm : vms)
         rows.push_back({vm.value("name", ""), state_words(vm), std::to_string(vm.value("vcpus", 0)),
                         mib(vm.value("memory", json(0))), vm.value("console", "")});
-    std::array<usize, 5> width{};
-    for (const auto& r : rows)
-        for (usize i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-    usize total = 1;  // the leading space
-    for (usize i = 0; i < width.size(); ++i) total += width[i] + (i + 1 < width.size() ? 3 : 0);
-    for (usize n = 0; n < rows.size(); ++n) {
-        std::string line = " ";
-        for (usize i = 0; i < rows[n].size(); ++i)
-            line += i + 1 < rows[n].size() ? fmt::format("{:<{}}   ", rows[n][i], width[i]) : rows[n][i];
-        std::puts(line.c_str());
-        if (n == 0) std::puts(std::string(total, '-').c_str());
-    }
+    print_columns(rows);
 }
 
 void print_info(const json& vm) {
@@ -183,21 +172,54 @@ Result<json, Error> value_of(Result<json, Error> reply) {
 }
 
 std::string vendor_command(std::string_view name) { return std::string(kVendorPrefix) + std::string(name); }
+
+Clock::time_point deadline_of(const ClientOptions& options) {
+    return Clock::now() + std::chrono::milliseconds(static_cast<long long>(std::max(options.timeout_s, 0.1) * 1000));
+}
+
+std::string socket_of(const ClientOptions& options) {
+    return options.socket_path.empty() ? default_socket_path() : options.socket_path;
+}
 }  // namespace
 
+void print_columns(const std::vector<std::vector<std::string>>& rows) {
+    std::vector<usize> width;
+    for (const auto& r : rows) {
+        width.resize(std::max(width.size(), r.size()));
+        for (usize i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    }
+    usize total = 1;  // the leading space
+    for (usize i = 0; i < width.size(); ++i) total += width[i] + (i + 1 < width.size() ? 3 : 0);
+    for (usize n = 0; n < rows.size(); ++n) {
+        std::string line = " ";
+        for (usize i = 0; i < rows[n].size(); ++i)
+            line += i + 1 < rows[n].size() ? fmt::format("{:<{}}   ", rows[n][i], width[i]) : rows[n][i];
+        std::puts(line.c_str());
+        if (n == 0) std::puts(std::string(total, '-').c_str());
+    }
+}
+
+void print_json(const nlohmann::json& value) {
+    std::puts(value.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+}
+
+Result<nlohmann::json, Error> ask_monitor(const std::string& command, const nlohmann::json& args,
+                                          const ClientOptions& options) {
+    QmpClient client(deadline_of(options));
+    DISCO_TRY(client.connect(socket_of(options)));
+    return value_of(client.execute(command, args));
+}
+
 int run_client(const std::string& command, const std::string& vm, const ClientOptions& options) {
-    const auto deadline =
-        Clock::now() + std::chrono::milliseconds(static_cast<long long>(std::max(options.timeout_s, 0.1) * 1000));
-    QmpClient client(deadline);
-    const std::string socket = options.socket_path.empty() ? default_socket_path() : options.socket_path;
-    if (auto connected = client.connect(socket); !connected) return refuse(connected.error().message);
+    QmpClient client(deadline_of(options));
+    if (auto connected = client.connect(socket_of(options)); !connected) return refuse(connected.error().message);
     const json name_arg = {{"vm", vm}};
 
     if (command == "list") {
         auto vms = value_of(client.execute(vendor_command("vm-list"), json::object()));
         if (!vms) return refuse(vms.error().message);
         if (options.json)
-            std::puts(vms->dump(2, ' ', false, json::error_handler_t::replace).c_str());
+            print_json(*vms);
         else
             print_table(*vms);
         return 0;
@@ -206,7 +228,7 @@ int run_client(const std::string& command, const std::string& vm, const ClientOp
         auto info = value_of(client.execute(vendor_command("vm-info"), name_arg));
         if (!info) return refuse(info.error().message);
         if (options.json)
-            std::puts(info->dump(2, ' ', false, json::error_handler_t::replace).c_str());
+            print_json(*info);
         else
             print_info(*info);
         return 0;
@@ -225,7 +247,7 @@ int run_client(const std::string& command, const std::string& vm, const ClientOp
         auto info = value_of(client.execute(vendor_command("vm-info"), name_arg));
         if (!info) return refuse(info.error().message);
         if (options.json)
-            std::puts(info->dump(2, ' ', false, json::error_handler_t::replace).c_str());
+            print_json(*info);
         else
             std::printf("VM %s %s: %s\n", vm.c_str(), command == "start" ? "started" : "stopped",
                         state_words(*info).c_str());

@@ -8,7 +8,11 @@
 // Exit status 0 on success, 1 when the monitor refuses (its message on
 // stderr) or cannot be reached.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
+
+#include "vmm/util/result.hpp"
 
 namespace disco::control {
 
@@ -21,4 +25,13 @@ struct ClientOptions {
 
 /// `command` is "list", "status", "start" or "stop"; `vm` names the VM (not for list).
 int run_client(const std::string& command, const std::string& vm, const ClientOptions& options);
+
+/// One command over a fresh negotiated connection: the reply's value, or why
+/// not (the monitor's refusal, or no monitor).
+Result<nlohmann::json, Error> ask_monitor(const std::string& command, const nlohmann::json& args,
+                                          const ClientOptions& options);
+/// A table: the first row is the heading, underlined; columns padded to their widest cell.
+void print_columns(const std::vector<std::vector<std::string>>& rows);
+/// A reply's value as indented JSON (--json).
+void print_json(const nlohmann::json& value);
 }  // namespace disco::control

@@ -85,11 +85,54 @@ ControlSubcommands::ControlSubcommands(CLI::App& app) {
         if (std::string(name) != "list") sub->add_option("name", vm_, "The VM")->required();
         clients_.emplace_back(name, sub);
     }
+
+    const auto client_flags = [this](CLI::App* sub) {
+        sub->add_option("--socket", client_options_.socket_path,
+                        fmt::format("The monitor's control socket (default {})", default_socket_path()));
+        sub->add_flag("--json", client_options_.json, "Print the monitor's reply as JSON, for scripts");
+        sub->add_option("--timeout", client_options_.timeout_s, "Seconds to wait for the monitor")
+            ->capture_default_str();
+    };
+    CLI::App* stats = app.add_subcommand("stats", "Memory footprint of a running monitor's VMs (KSM's figures)");
+    client_flags(stats);
+    stats->add_option("name", numa_request_.vm, "Only this VM");
+    numa_clients_.emplace_back("stats", stats);
+    CLI::App* numa = app.add_subcommand("numa", "NUMA nodes and each VM's placement; page operations");
+    client_flags(numa);
+    numa->add_option("name", numa_request_.vm, "Only this VM");
+    numa_clients_.emplace_back("numa", numa);
+    CLI::App* hot = numa->add_subcommand("hot", "The hottest guest pages by the access counters");
+    client_flags(hot);
+    hot->add_option("name", numa_request_.vm, "Only this VM's pages");
+    hot->add_option("--limit", numa_request_.limit, "At most this many pages")
+        ->check(CLI::Range(1u, 4096u))
+        ->capture_default_str();
+    numa_clients_.emplace_back("hot", hot);
+    const std::pair<const char*, const char*> page_ops[] = {
+        {"migrate", "Move a guest page to a node"},
+        {"replicate", "Copy a read-shared guest page to every node"},
+        {"collapse", "Back to one copy of a replicated guest page"},
+    };
+    for (const auto& [name, help] : page_ops) {
+        CLI::App* sub = numa->add_subcommand(name, help);
+        client_flags(sub);
+        sub->add_option("name", numa_request_.vm, "The VM")->required();
+        sub->add_option("gpa", numa_request_.gpa, "The page's guest-physical address (decimal or 0x hex)")->required();
+        if (std::string(name) == "migrate") sub->add_option("node", numa_request_.node, "The node")->required();
+        numa_clients_.emplace_back(name, sub);
+    }
 }
 
 std::optional<int> ControlSubcommands::run() const {
     for (const auto& [name, sub] : clients_)
         if (sub->parsed()) return run_client(name, vm_, client_options_);
+    // Deepest first: `numa hot` parses `numa` too.
+    for (auto it = numa_clients_.rbegin(); it != numa_clients_.rend(); ++it) {
+        if (!it->second->parsed()) continue;
+        NumaClientRequest request = numa_request_;
+        request.action = it->first;
+        return run_numa_client(request, client_options_);
+    }
     if (!daemon_->parsed()) return std::nullopt;
 
     DaemonOptions options = daemon_options_;

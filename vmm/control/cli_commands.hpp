@@ -1,5 +1,5 @@
 // The command-line side of the control plane: the `daemon` subcommand and
-// the client subcommands (list, status, start, stop), registered on the
+// the client subcommands (list, status, start, stop; stats, numa), registered on the
 // `disco` CLI11 app so that main.cpp only adds them and asks whether one ran.
 #pragma once
 #include <CLI/CLI.hpp>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vmm/control/cli_client.hpp"
+#include "vmm/control/cli_numa.hpp"
 #include "vmm/control/daemon.hpp"
 
 namespace disco::control {
@@ -28,5 +29,8 @@ private:
     DaemonOptions daemon_options_;
     ClientOptions client_options_;
     std::string vm_;
+    /// stats, numa and numa's hot/migrate/replicate/collapse (cli_numa.hpp).
+    std::vector<std::pair<std::string, CLI::App*>> numa_clients_;
+    NumaClientRequest numa_request_;
 };
 }  // namespace disco::control

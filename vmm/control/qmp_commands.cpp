@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "vmm/control/numa_commands.hpp"
 #include "vmm/control/version.hpp"
 #include "vmm/control/vm_state.hpp"
 
@@ -27,7 +28,7 @@ std::string vendor(std::string_view name) { return std::string(kVendorPrefix) + 
 
 // ---- Arguments ------------------------------------------------------------
 
-enum class ArgType { String, Bool, Object, StringList };
+enum class ArgType { String, Bool, Object, StringList, Int };
 
 struct ArgSpec {
     std::string_view name;
@@ -45,6 +46,8 @@ std::string_view type_name(ArgType t) {
             return "object";
         case ArgType::StringList:
             return "array of strings";
+        case ArgType::Int:
+            return "integer";
     }
     return "?";
 }
@@ -59,6 +62,8 @@ bool has_type(const json& v, ArgType t) {
             return v.is_object();
         case ArgType::StringList:
             return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); });
+        case ArgType::Int:
+            return v.is_number_integer();
     }
     return false;
 }
@@ -222,6 +227,14 @@ json cmd_vm_destroy(Context& c, const json& args) {
     return ok();
 }
 
+/// A NUMA command (numa_commands.hpp): its value, or the error as GenericError.
+template <NumaResult (*Run)(monitor::Fleet&, EventQueue*, const json&)>
+json cmd_numa(Context& c, const json& args) {
+    NumaResult r = Run(c.fleet, c.options.events, args);
+    if (!r) return generic(std::move(r.error()));
+    return ok(std::move(*r));
+}
+
 struct CommandSpec {
     std::string name;
     std::vector<ArgSpec> args;
@@ -251,6 +264,20 @@ const std::vector<CommandSpec>& command_table() {
             {vendor("vm-start"), {vm_required}, cmd_vm_start},
             {vendor("vm-stop"), {vm_required}, cmd_vm_stop},
             {vendor("vm-destroy"), {vm_required}, cmd_vm_destroy},
+            // NUMA and memory (numa_commands.hpp).
+            {vendor("hot-pages"),
+             {vm_optional, {"limit", ArgType::Int, false}, {"reset", ArgType::Bool, false}},
+             cmd_numa<numa_hot_pages>},
+            {vendor("page-migrate"),
+             {vm_required, {"gpa", ArgType::Int, true}, {"node", ArgType::Int, true}},
+             cmd_numa<numa_page_migrate>},
+            {vendor("page-replicate"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_replicate>},
+            {vendor("page-collapse"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_collapse>},
+            {vendor("numa"), {vm_optional}, cmd_numa<numa_topology>},
+            {vendor("memory"), {vm_optional}, cmd_numa<numa_memory>},
+            {vendor("vcpu-pin"),
+             {vm_required, {"vcpu", ArgType::Int, true}, {"node", ArgType::Int, true}},
+             cmd_numa<numa_vcpu_pin>},
         };
     }();
     return table;

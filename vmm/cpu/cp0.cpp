@@ -119,6 +119,7 @@ void Cpu::wait_for_interrupt() {
         const u64 now = now_ns();
         check_timer(now);
         poll_report("waiting (WAIT)");
+        poll_home();
         if (cause_ip() & cp0.status & status::IM) return;
         if (power_request_.load(std::memory_order_acquire) != kNoPowerRequest) return;
         if (!(cp0.status & status::IM) && bus_.halted) {

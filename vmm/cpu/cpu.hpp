@@ -94,6 +94,9 @@ struct CpuBus {
     /// of node `view` (access_counters.hpp); null: not counted. Last, so that
     /// positional initialisers of the fields above stay valid.
     AccessCounters* access_counters = nullptr;
+    /// Called on the vCPU's own thread once it has taken a new home node
+    /// (request_home), so that the monitor can move the thread there too.
+    std::function<void(unsigned node)> rehomed = {};
 };
 
 /// Why run() returned.
@@ -211,6 +214,16 @@ public:
     void drop_guest_page(u64 ppage);
     /// A store to a write-denied page: makes it writable; returns its (new) host page.
     u8* resolve_write(u64 paddr);
+    /// Re-homes the vCPU on NUMA node `view` (any thread). At its next safe
+    /// point (a run slice, a WAIT wake-up) it reads that node's view of guest
+    /// RAM and counts its misses for that node: it flushes its soft TLB, whose
+    /// entries show the old view's replicas, then calls bus.rehomed.
+    void request_home(unsigned view);
+    /// Safe point for request_home.
+    void poll_home() {
+        if (home_request_.load(std::memory_order_relaxed) != kNoHomeRequest) [[unlikely]]
+            apply_home();
+    }
     /// Safe point for diagnostics: answers request_report(). `activity` says what the vCPU does.
     void poll_report(const char* activity) {
         if (report_requested_.load(std::memory_order_relaxed)) [[unlikely]]
@@ -233,7 +246,8 @@ private:
     void raise_translation_fault(const Decoded* d, u64 va, Access access, Fault f);
     void set_tlb_fault_regs(u64 va);
     void flush_soft_tlb_range(u64 base, u64 vmask);
-    void fill_soft_tlb(u64 va, const Translation& t, u8* host_page);
+    /// `store`: the fill is for a store (the access counters' written flag).
+    void fill_soft_tlb(u64 va, const Translation& t, u8* host_page, bool store = false);
     bool fetch_page(u64 va);
     CodePage* code_page(u64 ppage, const u8* host);
     void check_timer(u64 now_ns);
@@ -268,6 +282,9 @@ private:
     std::atomic<u64> kicks_{0};
     u64 shootdown_seen_ = 0;
     std::atomic<bool> report_requested_{false};
+    static constexpr u32 kNoHomeRequest = ~0u;
+    std::atomic<u32> home_request_{kNoHomeRequest};
+    void apply_home();
     mutable std::mutex report_mutex_;
     std::string report_;
     u64 report_seq_ = 0;

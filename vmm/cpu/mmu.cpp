@@ -132,7 +132,7 @@ void Cpu::raise_translation_fault(const Decoded* d, u64 va, Access access, Fault
 }
 
 // ---- Soft TLB ----------------------------------------------------------------
-void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
+void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page, bool store) {
     SoftTlbEntry& e = stlb_sets_[mode_][(va >> kPageShift) % kSoftTlbSize];
     const u64 ppage = t.paddr >> kPageShift;
     e.read_tag = t.readable ? t.page_va : kNoTag;
@@ -145,7 +145,7 @@ void Cpu::fill_soft_tlb(u64 va, const Translation& t, u8* host_page) {
     e.fetch_tag = t.executable ? t.page_va : kNoTag;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - t.page_va;
     e.ppage = ppage;
-    if (AccessCounters* ac = bus_.access_counters) ac->note(host_page, bus_.view);
+    if (AccessCounters* ac = bus_.access_counters) ac->note(host_page, bus_.view, store);
 }
 
 void Cpu::flush_soft_tlb() {
@@ -204,6 +204,24 @@ void Cpu::leave_quiescent() {
                 const_cast<CodePage*>(cur_page)->host = host;  // the Cpu's own code page
     }
     bus_.shootdown->acknowledge(index_, epoch);
+}
+
+void Cpu::request_home(unsigned view) {
+    home_request_.store(view, std::memory_order_release);
+    kick();
+}
+
+void Cpu::apply_home() {
+    const u32 view = home_request_.exchange(kNoHomeRequest, std::memory_order_acq_rel);
+    if (view == kNoHomeRequest || view == bus_.view) return;
+    bus_.view = view;
+    // Entries of the old view may show its node's replicas: from now on the
+    // new node's are meant, and the current code page's frame too.
+    flush_soft_tlb();
+    if (cur_page)
+        if (u8* host = bus_.ram->host_page(GuestPhysAddr(cur_page->ppage << kPageShift), bus_.view))
+            const_cast<CodePage*>(cur_page)->host = host;  // the Cpu's own code page
+    if (bus_.rehomed) bus_.rehomed(view);
 }
 
 void Cpu::flush_soft_tlb_range(u64 base, u64 vmask) {
@@ -306,7 +324,7 @@ const Decoded* Cpu::store_slow(const Decoded* d, u64 va, T value) {
     if (u8* host = bus_.ram->host_page(GuestPhysAddr(t.paddr), bus_.view)) {
         const u64 ppage = t.paddr >> kPageShift;
         if (!bus_.ram->write_allowed(ppage)) host = resolve_write(t.paddr);
-        fill_soft_tlb(va, t, host);
+        fill_soft_tlb(va, t, host, true);
         store_guest<BO, T>(host + (t.paddr & (kPageSize - 1)), value);
         if (bus_.code->watched(ppage)) {
             // The page holds decoded code: drop it and return to the run loop,
@@ -347,6 +365,7 @@ u8* Cpu::host_for_atomic(const Decoded* d, u64 va, unsigned size, bool store, u6
         const u64 ppage = t.paddr >> kPageShift;
         if (!bus_.ram->write_allowed(ppage)) host = resolve_write(t.paddr);
         bus_.code->note_write(ppage);
+        if (AccessCounters* ac = bus_.access_counters) ac->note_store(host);
     }
     return host + (t.paddr & (kPageSize - 1));
 }

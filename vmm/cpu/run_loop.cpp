@@ -77,6 +77,7 @@ RunExit Cpu::run(u64 max_insns) {
         check_timer(now_ns());
         poll_shootdown();
         poll_report("running");
+        poll_home();
         const u64 slice_end = std::min(end, retired_ + kSliceInsns);
         while (retired_ < slice_end) {
             if (!pending_delay && interrupt_pending()) take_interrupt();

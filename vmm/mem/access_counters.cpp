@@ -9,7 +9,9 @@ namespace disco {
 Result<std::unique_ptr<AccessCounters>, MemoryError> AccessCounters::create(const u8* arena, u32 frames,
                                                                             unsigned nodes) {
     auto counts = DISCO_TRY(HostMapping::reserve(u64(frames) * nodes * sizeof(u32)));
-    return std::unique_ptr<AccessCounters>(new AccessCounters(arena, frames, nodes, std::move(counts)));
+    auto written = DISCO_TRY(HostMapping::reserve(std::max<u64>(frames, 1)));
+    return std::unique_ptr<AccessCounters>(
+        new AccessCounters(arena, frames, nodes, std::move(counts), std::move(written)));
 }
 
 u32 AccessCounters::count(MachineFrame f, NodeId node) const {
@@ -22,6 +24,10 @@ u64 AccessCounters::total(MachineFrame f) const {
     u64 t = 0;
     for (NodeId n = 0; n < nodes_; ++n) t += counter(f.index, n).load(std::memory_order_relaxed);
     return t;
+}
+
+bool AccessCounters::written(MachineFrame f) const {
+    return f.index < frames_ && written_flag(f.index).load(std::memory_order_relaxed) != 0;
 }
 
 u64 AccessCounters::sum() const {
@@ -71,6 +77,10 @@ void AccessCounters::reset() {
     for (u64 i = 0, end = u64(frames_) * nodes_; i < end; ++i) {
         std::atomic_ref<u32> c(counts_.as<u32>()[i]);
         if (c.load(std::memory_order_relaxed) != 0) c.store(0, std::memory_order_relaxed);
+    }
+    for (u32 f = 0; f < frames_; ++f) {
+        std::atomic_ref<u8> w = written_flag(f);
+        if (w.load(std::memory_order_relaxed) != 0) w.store(0, std::memory_order_relaxed);
     }
 }
 

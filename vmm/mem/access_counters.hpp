@@ -24,6 +24,14 @@
 // would make it look cold. The compare-and-swap costs the same as a plain
 // atomic add when uncontended.
 //
+// Written flags: beside the counts, one byte per frame says whether a vCPU
+// filled its soft TLB for a store to the frame since the last reset (the
+// policy must not replicate a page that is written). It is set with a plain
+// relaxed store, and only when not already set, so that a frame's hot line is
+// read, not bounced between vCPUs. A store that hits a soft-TLB entry filled
+// by a load (with write permission) or filled before the last reset is not
+// seen: like the counts, the flag samples misses, not every access.
+//
 // Thread model: note() from any vCPU thread, everything else from any thread;
 // all relaxed atomics. Each count is exact, but figures read while vCPUs count
 // (total, hottest) are not one consistent snapshot, and a count that races
@@ -59,14 +67,25 @@ public:
     AccessCounters(const AccessCounters&) = delete;
     AccessCounters& operator=(const AccessCounters&) = delete;
 
-    /// One access by a vCPU of `node` to the frame holding `host`. Ignores a
-    /// pointer outside the arena (plain guest RAM) and a node beyond the count.
-    /// While disabled it does one relaxed load and nothing else.
-    void note(const u8* host, NodeId node) {
+    /// One access by a vCPU of `node` to the frame holding `host`, a store
+    /// when `write`. Ignores a pointer outside the arena (plain guest RAM) and
+    /// a node beyond the count. While disabled it does one relaxed load and
+    /// nothing else.
+    void note(const u8* host, NodeId node, bool write = false) {
         if (!enabled_.load(std::memory_order_relaxed)) return;
         const uintptr_t offset = reinterpret_cast<uintptr_t>(host) - reinterpret_cast<uintptr_t>(arena_);
         if (offset >= arena_bytes_ || node >= nodes_) return;  // below the arena, offset wrapped: also ignored
-        bump(static_cast<u32>(offset >> kPageShift), node);
+        const u32 frame = static_cast<u32>(offset >> kPageShift);
+        bump(frame, node);
+        if (write) mark_written(frame);
+    }
+
+    /// A store by a vCPU to the frame holding `host` that fills no soft-TLB
+    /// entry (LL/SC): sets the written flag only, counting no access.
+    void note_store(const u8* host) {
+        if (!enabled_.load(std::memory_order_relaxed)) return;
+        const uintptr_t offset = reinterpret_cast<uintptr_t>(host) - reinterpret_cast<uintptr_t>(arena_);
+        if (offset < arena_bytes_) mark_written(static_cast<u32>(offset >> kPageShift));
     }
 
     /// Counting on or off (on after create). Off, counts keep their values.
@@ -77,13 +96,15 @@ public:
     u32 count(MachineFrame f, NodeId node) const;
     /// The frame's counts over all nodes (0 beyond machine memory).
     u64 total(MachineFrame f) const;
+    /// Whether a store to the frame was noted since the last reset (false beyond machine memory).
+    bool written(MachineFrame f) const;
     /// Every count since the last reset, summed.
     u64 sum() const;
     /// At most k frames with non-zero totals, highest first (ties: lower frame
     /// first). One pass over the counters keeping a heap of k entries.
     std::vector<HotFrame> hottest(usize k) const;
-    /// Every count back to zero (the policy daemon, each interval). Writes
-    /// only counters that are not zero, so it commits no memory.
+    /// Every count back to zero and every written flag clear (the policy
+    /// daemon, each interval). Writes only what is not zero, so it commits no memory.
     void reset();
 
     u32 frame_count() const { return frames_; }
@@ -93,12 +114,13 @@ public:
     std::string summary() const;
 
 private:
-    AccessCounters(const u8* arena, u32 frames, unsigned nodes, HostMapping counts)
+    AccessCounters(const u8* arena, u32 frames, unsigned nodes, HostMapping counts, HostMapping written)
         : arena_(arena),
           arena_bytes_(u64(frames) << kPageShift),
           frames_(frames),
           nodes_(nodes),
-          counts_(std::move(counts)) {}
+          counts_(std::move(counts)),
+          written_(std::move(written)) {}
     std::atomic_ref<u32> counter(u32 frame, NodeId node) const {
         return std::atomic_ref<u32>(counts_.as<u32>()[u64(node) * frames_ + frame]);
     }
@@ -109,11 +131,18 @@ private:
         }
     }
 
+    std::atomic_ref<u8> written_flag(u32 frame) const { return std::atomic_ref<u8>(written_.as<u8>()[frame]); }
+    void mark_written(u32 frame) {
+        std::atomic_ref<u8> w = written_flag(frame);
+        if (!w.load(std::memory_order_relaxed)) w.store(1, std::memory_order_relaxed);
+    }
+
     const u8* const arena_;
     const u64 arena_bytes_;
     const u32 frames_;
     const unsigned nodes_;
-    HostMapping counts_;  // u32[nodes_][frames_], used through std::atomic_ref
+    HostMapping counts_;   // u32[nodes_][frames_], used through std::atomic_ref
+    HostMapping written_;  // u8[frames_]: 1 = a store was noted, used through std::atomic_ref
     std::atomic<bool> enabled_{true};
 };
 }  // namespace disco

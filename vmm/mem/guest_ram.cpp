@@ -40,13 +40,51 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create(GuestPhysAddr bas
     return r;
 }
 
+namespace {
+/// The node of page `page` of VM `vm_id` under a spreading placement.
+NodeId spread_node(RamPlacement placement, u32 vm_id, u64 page, unsigned nodes) {
+    if (placement == RamPlacement::Interleave) return static_cast<NodeId>(page % nodes);
+    // splitmix64's finaliser: a fixed, well-mixed choice, the same on every run.
+    u64 x = (u64{vm_id} << 40) ^ page ^ 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<NodeId>((x ^ (x >> 31)) % nodes);
+}
+
+/// One frame per page, each on its placement's node (the nearest with room
+/// when that one is full); all or nothing.
+std::optional<std::vector<MachineFrame>> spread_frames(MachineMemory& mm, RamPlacement placement, u32 vm_id,
+                                                       u64 first_page, u32 pages) {
+    std::vector<MachineFrame> frames;
+    frames.reserve(pages);
+    for (u32 i = 0; i < pages; ++i) {
+        auto f = mm.allocate(spread_node(placement, vm_id, first_page + i, mm.node_count()));
+        if (!f) {
+            for (MachineFrame got : frames) (void)mm.release(got);
+            return std::nullopt;
+        }
+        frames.push_back(*f);
+    }
+    return frames;
+}
+}  // namespace
+
 Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr base, u64 size, MachineMemory& mm,
-                                                                  NodeId home, unsigned views, u32 vm_id) {
+                                                                  NodeId home, unsigned views, u32 vm_id,
+                                                                  RamPlacement placement) {
     if (!valid_range(base, size) || size >> kPageShift > ~0u)
         return fail(MemError{MemError::Kind::OutOfRange, base.value, size});
     const u32 pages = static_cast<u32>(size >> kPageShift);
-    auto first = mm.allocate_run(home, pages);
-    if (!first) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
+    std::vector<MachineFrame> frames;
+    if (placement == RamPlacement::Home || mm.node_count() < 2) {
+        auto first = mm.allocate_run(home, pages);
+        if (!first) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
+        for (u32 i = 0; i < pages; ++i) frames.push_back(MachineFrame(first->index + i));
+    } else {
+        auto spread = spread_frames(mm, placement, vm_id, base.page(), pages);
+        if (!spread) return fail(MemError{MemError::Kind::HostAllocation, base.value, size});
+        frames = std::move(*spread);
+    }
     std::unique_ptr<RamRegion> r(new RamRegion(base, size));
     r->mm_ = &mm;
     r->vm_id_ = vm_id;
@@ -55,7 +93,7 @@ Result<std::unique_ptr<RamRegion>, MemError> RamRegion::create_on(GuestPhysAddr 
     r->shown_.reset(new std::atomic<u32>[u64{pages} * r->views_]);
     r->frames_.reserve(pages);
     for (u32 i = 0; i < pages; ++i) {
-        const MachineFrame f(first->index + i);
+        const MachineFrame f = frames[i];
         r->frames_.push_back(f);
         for (unsigned v = 0; v < r->views_; ++v)
             r->shown_[u64{v} * pages + i].store(f.index, std::memory_order_relaxed);
@@ -91,9 +129,10 @@ GuestRam::~GuestRam() = default;
 GuestRam::GuestRam(GuestRam&&) noexcept = default;
 GuestRam& GuestRam::operator=(GuestRam&&) noexcept = default;
 
-void GuestRam::use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id) {
+void GuestRam::use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id, RamPlacement placement) {
     mm_ = mm;
     home_ = home;
+    placement_ = placement;
     vm_id_ = vm_id;
     views_ = mm ? mm->node_count() : 1;
 }
@@ -103,7 +142,7 @@ Result<void, MemError> GuestRam::add_region(GuestPhysAddr base, u64 size) {
         if (base.value < r->base().value + r->size() && r->base().value < base.value + size)
             return fail(MemError{MemError::Kind::Overlap, base.value, size});
     }
-    auto region = mm_ ? DISCO_TRY(RamRegion::create_on(base, size, *mm_, home_, views_, vm_id_))
+    auto region = mm_ ? DISCO_TRY(RamRegion::create_on(base, size, *mm_, home_, views_, vm_id_, placement_))
                       : DISCO_TRY(RamRegion::create(base, size));
     regions_.push_back(std::move(region));
     return {};

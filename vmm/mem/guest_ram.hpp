@@ -74,7 +74,16 @@ constexpr u32 kShared = 1u << 19;      // the frame is shared copy-on-write (rea
 struct PageOpStats {
     std::atomic<u64> migrations{0}, replications{0}, collapses{0}, collapses_on_write{0}, busy{0};
     std::atomic<u64> shares{0}, cow_breaks{0}, cow_takeovers{0};
+    std::atomic<u64> frames_mapped{0};  // map_shared_frame (the disk page cache)
     std::atomic<u64> shootdowns{0}, shootdown_ns{0};
+};
+
+/// Where a VM's RAM frames start out (`disco run --numa-placement`).
+enum class RamPlacement {
+    Home,        // one run on the VM's home node (or the nearest with room): what a NUMA-aware OS asks for
+    Interleave,  // page i on node i mod N, as numactl --interleave
+    Random,      // each page on a node picked by a hash of the VM and the page: NUMA-oblivious
+                 // first touch, the starting point of the paper's migration experiment (Figure 8)
 };
 
 /// One contiguous RAM range [base, base + size).
@@ -82,9 +91,11 @@ class RamRegion {
 public:
     static Result<std::unique_ptr<RamRegion>, MemError> create(GuestPhysAddr base, u64 size);
     /// Backed by machine frames (a run on `home`, or the nearest node with
-    /// room), with a pmap for `views` NUMA nodes.
+    /// room; or spread over the nodes as `placement` says), with a pmap for
+    /// `views` NUMA nodes.
     static Result<std::unique_ptr<RamRegion>, MemError> create_on(GuestPhysAddr base, u64 size, MachineMemory& mm,
-                                                                  NodeId home, unsigned views, u32 vm_id);
+                                                                  NodeId home, unsigned views, u32 vm_id,
+                                                                  RamPlacement placement = RamPlacement::Home);
     ~RamRegion();
     RamRegion(const RamRegion&) = delete;
     RamRegion& operator=(const RamRegion&) = delete;
@@ -130,7 +141,7 @@ public:
     GuestRam(GuestRam&&) noexcept;
     GuestRam& operator=(GuestRam&&) noexcept;
     /// Regions added from now on are machine-memory backed (home node, one view per node).
-    void use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id);
+    void use_machine_memory(MachineMemory* mm, NodeId home, u32 vm_id, RamPlacement placement = RamPlacement::Home);
     /// The VM's shootdown coordinator (needed before page operations run).
     void set_shootdown(Shootdown* sd) { shootdown_ = sd; }
 
@@ -177,6 +188,14 @@ public:
     /// write to either gets that VM a private copy (resolve_write). Both RAMs
     /// must use the same MachineMemory; source may be this RAM.
     Result<void, PageOpError> share_from(u64 ppage, GuestRam& source, u64 source_ppage);
+    /// Read-time sharing (the global disk page cache, disk_page_cache.hpp): the
+    /// page drops its frame and shows `frame`, which holds what a device read
+    /// would have written over the whole page, shared copy-on-write: the first
+    /// write to the page gets this VM a private copy. The page takes a
+    /// reference of its own (the caller keeps its). Refused, and the page left
+    /// as it was, when the page is pinned (device I/O), moving or replicated,
+    /// or is not machine-memory RAM: the caller copies then.
+    Result<void, PageOpError> map_shared_frame(u64 ppage, MachineFrame frame);
     /// The node holding the page's (primary) frame.
     Result<NodeId, PageOpError> node_of(u64 ppage) const;
     const PageOpStats& page_op_stats() const { return ops_->stats; }
@@ -217,6 +236,7 @@ private:
     std::function<void(u64)> dma_observer_;
     MachineMemory* mm_ = nullptr;
     NodeId home_ = 0;
+    RamPlacement placement_ = RamPlacement::Home;
     u32 vm_id_ = 0;
     unsigned views_ = 1;
     Shootdown* shootdown_ = nullptr;

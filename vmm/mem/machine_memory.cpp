@@ -1,6 +1,7 @@
 #include "vmm/mem/machine_memory.hpp"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstring>
@@ -185,6 +186,15 @@ Result<u32, MemoryError> MachineMemory::release(MachineFrame f) {
 u32 MachineMemory::ref_count(MachineFrame f) const {
     if (!contains(f)) return 0;
     return std::atomic_ref<u32>(refs_.as<u32>()[f.index]).load(std::memory_order_acquire);
+}
+
+std::vector<bool> MachineMemory::resident_frames() const {
+    // One byte per host page; machine frames are host pages (kPageSize is the host's 4 KiB).
+    std::vector<unsigned char> pages(frame_count_);
+    if (mincore(arena_.data(), u64(frame_count_) << kPageShift, pages.data()) != 0) return {};
+    std::vector<bool> resident(frame_count_);
+    for (u32 i = 0; i < frame_count_; ++i) resident[i] = pages[i] & 1;
+    return resident;
 }
 
 Result<void, MemoryError> MachineMemory::add_user(MachineFrame f, FrameUser user) {

@@ -155,6 +155,11 @@ public:
     Result<u32, MemoryError> release(MachineFrame f);
     /// 0 for a free frame or one beyond machine memory.
     u32 ref_count(MachineFrame f) const;
+    /// Per frame, whether host memory backs it now (mincore(2) over the main
+    /// mapping: the memfd's page is in the page cache). A frame no one ever
+    /// wrote is a hole and is not resident; that is how footprints tell the
+    /// memory a guest used from the memory it was given. Empty if mincore fails.
+    std::vector<bool> resident_frames() const;
 
     // --- Reverse map --------------------------------------------------------
     /// Errors: InvalidFrame, FrameNotAllocated, InvalidUser, DuplicateUser.

@@ -11,6 +11,13 @@
 //           VM reads the shared frame any more) -> drop this VM's reference.
 //           When this VM holds the frame's last reference there is nothing to
 //           copy: the page just becomes writable again (a takeover).
+//   map:    (a disk read served from the disk page cache) claim -> point the
+//           page at the cached frame (a reference more) -> shoot down (no vCPU
+//           reads or writes the old frame any more, none holds a write
+//           permission for the new one) -> release the old frame -> kShared|
+//           kDenyWrite. The old contents do not matter: the read overwrites
+//           the whole page, and a store racing a DMA buffer may be lost as
+//           with any DMA.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -83,6 +90,39 @@ Result<void, PageOpError> GuestRam::share_locked(u64 ppage, GuestRam& source, u6
     st.store((before & ~kBusyBits) | page_state::kShared | page_state::kDenyWrite, std::memory_order_release);
     sst.store((*source_claim & ~kBusyBits) | page_state::kShared | page_state::kDenyWrite, std::memory_order_release);
     ops_->stats.shares.fetch_add(1, std::memory_order_relaxed);
+    return {};
+}
+
+Result<void, PageOpError> GuestRam::map_shared_frame(u64 ppage, MachineFrame frame) {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    auto p = page(ppage);
+    if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
+    RamRegion& r = *p->region;
+    if (!r.mm_) return fail(op_error(PageOpError::Kind::NotMovable, "RAM is not in machine memory"));
+    if (!mm_->contains(frame)) return fail(op_error(PageOpError::Kind::NotRam, "not a machine frame"));
+    const u32 before = DISCO_TRY(claim(*p));
+    std::atomic<u32>& st = r.state(p->index);
+    if (before & page_state::kReplicated) {
+        st.store(before, std::memory_order_release);
+        return fail(op_error(PageOpError::Kind::NotMovable, "page is replicated (collapse it first)"));
+    }
+    const MachineFrame old = r.frames_[p->index];
+    if (old != frame) {
+        if (auto ref = mm_->add_ref(frame); !ref) {
+            st.store(before, std::memory_order_release);
+            return fail(op_error(PageOpError::Kind::NoMemory, ref.error().message));
+        }
+        const FrameUser user{vm_id_, ppage};
+        (void)mm_->add_user(frame, user);
+        (void)mm_->remove_user(old, user);
+        r.frames_[p->index] = frame;
+        show_primary(*p);
+    }
+    // Also when the page showed the frame already: no vCPU may keep a write permission.
+    shoot_down(ppage);
+    if (old != frame) (void)mm_->release(old);
+    st.store((before & ~kBusyBits) | page_state::kShared | page_state::kDenyWrite, std::memory_order_release);
+    ops_->stats.frames_mapped.fetch_add(1, std::memory_order_relaxed);
     return {};
 }
 

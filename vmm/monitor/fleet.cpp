@@ -1,7 +1,6 @@
 #include "vmm/monitor/fleet.hpp"
 
 #include <fmt/format.h>
-
 #include <poll.h>
 #include <pthread.h>
 
@@ -106,9 +105,11 @@ Result<void, Error> Fleet::make_machine_memory_locked() {
     mc.bytes_per_node = 0;
     for (const auto& slot : slots_) mc.bytes_per_node += slot->def.config.memory_bytes + (16ull << 20);
     mc.bytes_per_node = std::max(mc.bytes_per_node, options_.min_bytes_per_node);
+    if (options_.disk_cache) mc.bytes_per_node += kDiskCacheDefaultFrames << kPageShift;  // the cache's frames
     auto mm = MachineMemory::create(mc);
     if (!mm) return fail(Error{fmt::format("machine memory: {}", mm.error().message)});
     machine_memory_ = std::move(*mm);
+    if (options_.disk_cache) disk_cache_ = std::make_shared<DiskPageCache>(*machine_memory_, kDiskCacheDefaultFrames);
     if (options_.page_scan > 0) scanner_ = std::make_unique<PageScanner>(options_.page_scan);
     return {};
 }
@@ -132,13 +133,57 @@ Footprint Fleet::peak_footprint() const {
     return peak_;
 }
 
-std::string Fleet::scan_summary() const {
-    return scanner_ ? scanner_->summary() : std::string();
+std::string Fleet::scan_summary() const { return scanner_ ? scanner_->summary() : std::string(); }
+
+std::optional<DiskCacheStats> Fleet::disk_cache_stats() const {
+    std::lock_guard lock(mutex_);
+    if (!disk_cache_) return std::nullopt;
+    return disk_cache_->stats();
+}
+
+void Fleet::drop_disk_cache() {
+    std::lock_guard lock(mutex_);
+    if (disk_cache_) disk_cache_->clear();
 }
 
 std::string Fleet::stats_json() {
     const Footprint now = footprint();
-    return stats_document(now, peak_footprint(), scanner_.get());
+    const AccessSplit numa = sample_accesses(false, count_accesses);
+    const auto cache = disk_cache_stats();
+    return stats_document(now, peak_footprint(), scanner_.get(), &numa, cache ? &*cache : nullptr);
+}
+
+std::shared_ptr<MachineMemory> Fleet::machine_memory() const {
+    std::lock_guard lock(mutex_);
+    return machine_memory_;
+}
+
+bool Fleet::with_running(const std::string& name, const std::function<void(Vm&)>& fn) {
+    std::lock_guard lock(mutex_);
+    Slot* slot = find(name);
+    if (!slot || !slot->running) return false;
+    fn(*slot->running);
+    return true;
+}
+
+void Fleet::for_each_running(const std::function<void(const std::string&, u32, Vm&)>& fn) {
+    std::lock_guard lock(mutex_);
+    for (auto& slot : slots_)
+        if (slot->running) fn(slot->def.name, slot->vm_id, *slot->running);
+}
+
+AccessSplit Fleet::sample_accesses(bool reset, const std::function<AccessSplit(const MachineMemory&)>& read) {
+    const std::shared_ptr<MachineMemory> mm = machine_memory();
+    std::lock_guard lock(accesses_mutex_);
+    if (!mm) return accesses_reset_;
+    AccessSplit total = accesses_reset_;
+    const AccessSplit interval = read(*mm);
+    total += interval;
+    if (reset) {
+        accesses_reset_ = total;
+        mm->access_counters().reset();
+    }
+    return total;
 }
 
 u64 Fleet::machine_frames_in_use() const {
@@ -319,9 +364,12 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
     VmConfig config = slot.def.config;
     if (!config.max_insns) config.max_insns = options_.default_max_insns;
     if (options_.page_churn > 0) config.page_churn = options_.page_churn;
+    config.ram_placement = options_.ram_placement;
     {
         std::lock_guard lock(mutex_);
         config.machine_memory = machine_memory_;
+        config.disk_cache = config.disk_cache && options_.disk_cache;
+        config.disk_page_cache = disk_cache_;
         config.vm_id = slot.vm_id;  // the reverse map's id, unique for the fleet's life
     }
     FleetConsole* console = slot.console.get();
@@ -343,7 +391,7 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
     bool stopped = false;
     {
         std::lock_guard lock(mutex_);
-        footprint_locked();  // the last figures this VM is part of
+        footprint_locked();      // the last figures this VM is part of
         slot.running = nullptr;  // the pty reader no longer reaches this Vm
         stopped = slot.stop_requested;
     }
@@ -405,8 +453,8 @@ public:
 private:
     void on_signal(int sig) {
         if (sig == SIGUSR1) {
-            const std::string state = "\ndisco: SIGUSR1: the VMs' state\n" + fleet_.describe_state() + "disco: " +
-                                      fleet_.footprint().summary() + "\n";
+            const std::string state = "\ndisco: SIGUSR1: the VMs' state\n" + fleet_.describe_state() +
+                                      "disco: " + fleet_.footprint().summary() + "\n";
             std::fputs(state.c_str(), stderr);
             return;
         }
@@ -426,14 +474,18 @@ private:
 };
 }  // namespace
 
-int run_fleet(const std::vector<std::string>& files, const FleetOptions& options) {
+int run_fleet(const std::vector<std::string>& files, const FleetOptions& options, const FleetCompanion& companion) {
     auto defs = load_vm_files(files);
     if (!defs) {
         std::fprintf(stderr, "disco: %s\n", defs.error().message.c_str());
         return 2;
     }
+    return run_fleet(std::move(*defs), options, companion);
+}
+
+int run_fleet(std::vector<VmDefinition> defs, const FleetOptions& options, const FleetCompanion& companion) {
     Fleet fleet(options);
-    for (auto& def : *defs) {
+    for (auto& def : defs) {
         if (auto added = fleet.add(std::move(def)); !added) {
             std::fprintf(stderr, "disco: %s\n", added.error().message.c_str());
             return 2;
@@ -444,16 +496,33 @@ int run_fleet(const std::vector<std::string>& files, const FleetOptions& options
         std::fprintf(stderr, "disco: %s\n", started.error().message.c_str());
         return 2;
     }
+    std::shared_ptr<void> beside;
+    if (companion) {
+        auto made = companion(fleet);
+        if (!made) {
+            std::fprintf(stderr, "disco: %s\n", made.error().message.c_str());
+            fleet.stop_all();
+            fleet.wait();
+            return 2;
+        }
+        beside = std::move(*made);
+    }
     const int status = fleet.wait();
+    beside.reset();  // the control socket goes once every VM has ended
     if (options.stats) {
         std::fprintf(stderr, "disco: peak %s\n", fleet.peak_footprint().summary().c_str());
-        if (const std::string scan = fleet.scan_summary(); !scan.empty()) std::fprintf(stderr, "disco: %s\n", scan.c_str());
+        if (const std::string scan = fleet.scan_summary(); !scan.empty())
+            std::fprintf(stderr, "disco: %s\n", scan.c_str());
+        if (const auto cache = fleet.disk_cache_stats())
+            std::fprintf(stderr, "disco: %s\n", disk_cache_summary(*cache).c_str());
     }
     if (!options.stats_file.empty() && !write_stats_document(options.stats_file, fleet.stats_json())) {
         std::fprintf(stderr, "disco: --stats %s: %s\n", options.stats_file.c_str(), std::strerror(errno));
         return status ? status : 2;
     }
-    // Every VM has ended: every machine frame must be back in its pool.
+    // Every VM has ended: every machine frame must be back in its pool, once
+    // the disk page cache let go of its own.
+    fleet.drop_disk_cache();
     if (const u64 left = fleet.machine_frames_in_use(); left != 0) {
         std::fprintf(stderr, "disco: internal error: %llu machine frames still in use after every VM ended\n",
                      static_cast<unsigned long long>(left));

@@ -23,6 +23,7 @@
 
 #include "vmm/monitor/fleet_console.hpp"
 #include "vmm/monitor/footprint.hpp"
+#include "vmm/monitor/numa_report.hpp"
 #include "vmm/monitor/page_scanner.hpp"
 #include "vmm/monitor/vm.hpp"
 #include "vmm/monitor/vm_config_json.hpp"
@@ -40,6 +41,8 @@ struct FleetOptions {
     /// NUMA for the whole fleet (its VMs share one machine memory): 0 = the
     /// host's real nodes, N = N simulated nodes.
     unsigned numa_sim = 0;
+    /// --numa-placement for every VM.
+    RamPlacement ram_placement = RamPlacement::Home;
     /// --page-churn for every VM (0 = off).
     double page_churn = 0;
     /// --page-scan: content-based page sharing across the fleet's VMs, in
@@ -51,6 +54,8 @@ struct FleetOptions {
     /// before the first start need), so that VMs added later fit too (the
     /// daemon's create). Capacity is address space, committed only when used.
     u64 min_bytes_per_node = 0;
+    /// --disk-cache: one disk page cache for every VM's disks (disk_page_cache.hpp).
+    bool disk_cache = true;
     /// Called with a VM's new status on each change of its state (started,
     /// stopping, ended). It runs under the Fleet's lock, so that calls come in
     /// the order of the changes: it must be quick and must not call the Fleet.
@@ -123,7 +128,11 @@ public:
     Footprint peak_footprint() const;
     /// The page scanner's figures ("" when --page-scan is off).
     std::string scan_summary() const;
-    /// The figures --stats FILE writes: {"footprint": {...}, "peak": {...}, "page_scan": {...}}.
+    /// The disk page cache's figures (nothing when --disk-cache is off or no VM started).
+    std::optional<DiskCacheStats> disk_cache_stats() const;
+    /// Drops the disk page cache's entries (once every VM has ended: its frames go back).
+    void drop_disk_cache();
+    /// The figures --stats FILE writes: {"footprint": {...}, "peak": {...}, "page_scan": {...}, "numa": {...}}.
     std::string stats_json();
     /// The VM's console's log file or /dev/pts/N ("" for stdio); "" if unknown.
     std::string console_where(const std::string& name) const;
@@ -146,6 +155,23 @@ public:
     std::optional<FleetVmStatus> status(const std::string& name) const;
     /// Every VM's status, in the order of add().
     std::vector<FleetVmStatus> statuses() const;
+
+    // The NUMA control plane's (hot-pages, page operations, numa, memory).
+    /// The machine memory every VM uses (null before the first start).
+    std::shared_ptr<MachineMemory> machine_memory() const;
+    /// Runs fn on the VM's live Vm under the Fleet's lock, so that the Vm
+    /// cannot end meanwhile; fn must be short and must not call the Fleet.
+    /// False (fn not run) if the VM is unknown or has no live Vm.
+    bool with_running(const std::string& name, const std::function<void(Vm&)>& fn);
+    /// fn(name, reverse-map id, Vm) for each VM with a live Vm, in the order
+    /// of add(), under the Fleet's lock (as with_running).
+    void for_each_running(const std::function<void(const std::string&, u32, Vm&)>& fn);
+    /// The local/remote access figures since the fleet started: `read`'s
+    /// figures for the counters now (run on the machine memory) added to the
+    /// sums of every interval reset before. With `reset`, the counters are then
+    /// zeroed and the interval's figures kept in those sums, so that they
+    /// survive it. One sampler at a time; all zero when there is no machine memory.
+    AccessSplit sample_accesses(bool reset, const std::function<AccessSplit(const MachineMemory&)>& read);
 
 private:
     struct Slot {
@@ -183,6 +209,8 @@ private:
     std::shared_ptr<MachineMemory> machine_memory_;
     /// Content-based sharing across the VMs (null when off); made with the machine memory.
     std::unique_ptr<PageScanner> scanner_;
+    /// The disk page cache every VM's disks share (null when off); made with the machine memory.
+    std::shared_ptr<DiskPageCache> disk_cache_;
     Footprint peak_;  // under mutex_
     Footprint footprint_locked();
     mutable std::mutex mutex_;
@@ -190,10 +218,19 @@ private:
     bool stopping_ = false;
     std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses for the supervisors
     u32 next_vm_id_ = 1;
+    std::mutex accesses_mutex_;   // sample_accesses, one at a time
+    AccessSplit accesses_reset_;  // the intervals' figures before each reset (accesses_mutex_)
 };
+
+/// What runs beside run_fleet's VMs (`disco run --control`: the control
+/// socket): made once every VM has started, its result held until they have
+/// all ended. An error ends the run with status 2.
+using FleetCompanion = std::function<Result<std::shared_ptr<void>, Error>(Fleet&)>;
 
 /// `disco run --vm FILE...`: loads the files, runs the fleet, stops every VM
 /// on SIGINT or SIGTERM, and returns the process exit status (2 for a bad file,
 /// before any VM starts).
-int run_fleet(const std::vector<std::string>& files, const FleetOptions& options);
+int run_fleet(const std::vector<std::string>& files, const FleetOptions& options, const FleetCompanion& companion = {});
+/// The same for VMs already defined (`disco run --kernel ... --control`: a fleet of one).
+int run_fleet(std::vector<VmDefinition> defs, const FleetOptions& options, const FleetCompanion& companion = {});
 }  // namespace disco::monitor

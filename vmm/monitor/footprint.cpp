@@ -27,12 +27,15 @@ Footprint measure_footprint(std::span<const std::pair<std::string, const GuestRa
         });
         f.vms.push_back(std::move(v));
     }
+    const std::vector<bool> resident = mm ? mm->resident_frames() : std::vector<bool>{};
+    const auto backed = [&](u32 frame) { return frame < resident.size() && resident[frame]; };
     for (usize i = 0; i < vms.size(); ++i) {
         for (u32 frame : frames_of[i]) {
             if (maps[frame] > 1)
                 ++f.vms[i].pages_on_shared;
             else
                 ++f.vms[i].frames_private;
+            if (backed(frame)) ++f.vms[i].guest_pages_used;
         }
     }
     for (const auto& [frame, n] : maps) {
@@ -40,7 +43,11 @@ Footprint measure_footprint(std::span<const std::pair<std::string, const GuestRa
         ++f.pages_shared;
         f.pages_sharing += n - 1;
     }
-    if (mm) f.machine_frames_in_use = mm->totals().frames_in_use;
+    if (mm) {
+        f.machine_frames_in_use = mm->totals().frames_in_use;
+        for (u32 i = 0; i < resident.size(); ++i)
+            if (resident[i] && mm->ref_count(MachineFrame(i)) > 0) ++f.machine_frames_used;
+    }
     return f;
 }
 
@@ -50,9 +57,11 @@ nlohmann::json Footprint::to_json() const {
         vms_json.push_back({{"name", v.name},
                             {"guest_pages", v.guest_pages},
                             {"frames_private", v.frames_private},
-                            {"pages_on_shared", v.pages_on_shared}});
+                            {"pages_on_shared", v.pages_on_shared},
+                            {"guest_pages_used", v.guest_pages_used}});
     return {{"page_size", kPageSize},
             {"machine_frames_in_use", machine_frames_in_use},
+            {"machine_frames_used", machine_frames_used},
             {"pages_shared", pages_shared},
             {"pages_sharing", pages_sharing},
             {"bytes_saved", bytes_saved()},
@@ -62,9 +71,10 @@ nlohmann::json Footprint::to_json() const {
 std::string Footprint::summary() const {
     u64 guest = 0;
     for (const VmFootprint& v : vms) guest += v.guest_pages;
-    return fmt::format("footprint: {} guest pages in {} VMs, {} machine frames in use, pages_shared={} "
-                       "pages_sharing={} ({:.1f} MiB saved)",
-                       guest, vms.size(), machine_frames_in_use, pages_shared, pages_sharing,
-                       static_cast<double>(bytes_saved()) / (1 << 20));
+    return fmt::format(
+        "footprint: {} guest pages in {} VMs, {} machine frames in use, pages_shared={} "
+        "pages_sharing={} ({:.1f} MiB saved)",
+        guest, vms.size(), machine_frames_in_use, pages_shared, pages_sharing,
+        static_cast<double>(bytes_saved()) / (1 << 20));
 }
 }  // namespace disco::monitor

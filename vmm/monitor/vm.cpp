@@ -56,12 +56,17 @@ Result<accel::ResetState, Error> Vm::build_virt(const VmConfig& config) {
         MachineMemoryConfig mc;
         mc.numa_sim = config.numa_sim;
         mc.bytes_per_node = config.memory_bytes + (16ull << 20);
+        // Room for the disk page cache's frames too (address space until used).
+        if (config.disk_cache && !config.disk_page_cache) mc.bytes_per_node += kDiskCacheDefaultFrames << kPageShift;
         auto mm = MachineMemory::create(mc);
         if (!mm) return fail(Error{fmt::format("machine memory: {}", mm.error().message)});
         machine_memory_ = std::move(*mm);
     }
+    disk_cache_ = config.disk_cache ? config.disk_page_cache : nullptr;
+    if (config.disk_cache && !disk_cache_ && !config.disks.empty())
+        disk_cache_ = std::make_shared<DiskPageCache>(*machine_memory_, kDiskCacheDefaultFrames);
     shootdown_ = std::make_unique<Shootdown>(config.smp);
-    ram_.use_machine_memory(machine_memory_.get(), 0, config.vm_id);
+    ram_.use_machine_memory(machine_memory_.get(), 0, config.vm_id, config.ram_placement);
     ram_.set_shootdown(shootdown_.get());
     board::VirtConfig vc;
     vc.memory_bytes = config.memory_bytes;
@@ -70,6 +75,7 @@ Result<accel::ResetState, Error> Vm::build_virt(const VmConfig& config) {
     vc.initrd = config.initrd;
     vc.cmdline = config.cmdline;
     vc.disks = config.disks;
+    vc.disk_cache = disk_cache_.get();
     board::VirtHooks hooks;
     hooks.cpu_irq = [this](unsigned vcpu, bool level) {
         if (vcpu < vcpus_.size()) vcpus_[vcpu]->set_irq_line(2, level);  // GIC pin 0 drives Cause.IP2
@@ -105,13 +111,17 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     vm->code_ = std::make_unique<CodeWatch>(limit);
     vm->ram_.set_dma_observer([code = vm->code_.get()](u64 ppage) { code->note_write(ppage); });
     Vm* self = vm.get();
+    vm->homes_ = std::make_unique<std::atomic<unsigned>[]>(cfg.smp);
+    for (unsigned i = 0; i < cfg.smp; ++i)
+        vm->homes_[i].store(vm->machine_memory_ ? i % vm->machine_memory_->node_count() : 0);
     for (unsigned i = 0; i < cfg.smp; ++i) {
         cpu::CpuBus bus{
             &vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_, [self](const std::string& m) { self->abort_with(m); },
             nullptr};
         bus.shootdown = vm->shootdown_.get();
-        bus.view = vm->home_node(i);
+        bus.view = vm->homes_[i].load(std::memory_order_relaxed);
         if (cfg.access_counters && vm->machine_memory_) bus.access_counters = &vm->machine_memory_->access_counters();
+        bus.rehomed = [self, i](unsigned) { self->bind_to_home_node(i); };
         accel::ResetState r = reset;
         if (cfg.machine == Machine::Virt) {
             // CPS: only core 0 runs from reset; Linux starts the others through the CPC.
@@ -129,7 +139,19 @@ Vm::~Vm() {
     mmio_ = {};
 }
 
-unsigned Vm::home_node(unsigned vcpu) const { return machine_memory_ ? vcpu % machine_memory_->node_count() : 0; }
+unsigned Vm::home_node(unsigned vcpu) const {
+    return vcpu < vcpus_.size() ? homes_[vcpu].load(std::memory_order_relaxed) : 0;
+}
+
+Result<void, Error> Vm::pin_vcpu(unsigned vcpu, unsigned node) {
+    if (vcpu >= vcpus_.size()) return fail(Error{fmt::format("no vCPU {} (the VM has {})", vcpu, vcpus_.size())});
+    if (!machine_memory_) return fail(Error{"the VM's RAM is not in machine memory (one node only)"});
+    if (node >= machine_memory_->node_count())
+        return fail(Error{fmt::format("no node {} (the machine has {})", node, machine_memory_->node_count())});
+    homes_[vcpu].store(node, std::memory_order_relaxed);
+    vcpus_[vcpu]->set_home_node(node);
+    return {};
+}
 
 void Vm::on_halted(unsigned vcpu) {
     // The boot CPU waiting with every interrupt masked is Linux's power-off

@@ -14,6 +14,7 @@
 #include "vmm/accel/engine.hpp"
 #include "vmm/board/virt.hpp"
 #include "vmm/mem/code_watch.hpp"
+#include "vmm/mem/disk_page_cache.hpp"
 #include "vmm/mem/guest_ram.hpp"
 #include "vmm/mem/machine_memory.hpp"
 #include "vmm/mem/mmio.hpp"
@@ -34,6 +35,8 @@ struct VmConfig {
     u64 max_insns = 0;
     /// NUMA: 0 = the host's real nodes; N >= 1 = N simulated nodes (vCPUs round-robin).
     unsigned numa_sim = 0;
+    /// --numa-placement: where the RAM's frames start out (guest_ram.hpp RamPlacement).
+    RamPlacement ram_placement = RamPlacement::Home;
     /// --page-churn: page operations per second on random guest pages (0 = off).
     double page_churn = 0;
     /// --access-counters: count each vCPU's soft-TLB misses per machine frame
@@ -41,6 +44,11 @@ struct VmConfig {
     bool access_counters = true;
     /// Machine memory shared with other VMs; null = the VM makes its own.
     std::shared_ptr<MachineMemory> machine_memory;
+    /// --disk-cache: read-time sharing of base-image blocks (disk_page_cache.hpp).
+    bool disk_cache = true;
+    /// The disk page cache shared with other VMs (over machine_memory); null
+    /// with disk_cache = the VM makes its own.
+    std::shared_ptr<DiskPageCache> disk_page_cache;
     /// The VM's number in machine memory's reverse map (unique among the VMs sharing it; not 0).
     u32 vm_id = 1;
     /// Where the guest's console output goes (the process's stdout by default).
@@ -76,9 +84,17 @@ public:
     GuestRam& ram() { return ram_; }
     /// The NUMA node vCPU i calls home.
     unsigned home_node(unsigned vcpu) const;
+    unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
+    /// Re-homes a vCPU on a node (any thread): it takes the node at its next
+    /// safe point (its view of guest RAM, the node its misses count for) and
+    /// its host thread moves to the node's CPUs as at start. Fails on a vCPU
+    /// or node that does not exist, or RAM that is not in machine memory.
+    Result<void, Error> pin_vcpu(unsigned vcpu, unsigned node);
     double run_seconds() const { return run_seconds_; }
     /// The page-churn figures of the last run ("" when it was off).
     const std::string& churn_summary() const { return churn_summary_; }
+    /// The disk page cache its disks read through (null when off).
+    const DiskPageCache* disk_cache() const { return disk_cache_.get(); }
 
 private:
     Vm() = default;
@@ -89,11 +105,14 @@ private:
 
     // Declared first, destroyed last: RAM views and frames belong to it.
     std::shared_ptr<MachineMemory> machine_memory_;
+    std::shared_ptr<DiskPageCache> disk_cache_;  // after the devices that read through it go
     std::unique_ptr<Shootdown> shootdown_;
     GuestRam ram_;
     MmioBus mmio_;
     std::unique_ptr<CodeWatch> code_;
     std::vector<std::unique_ptr<accel::VcpuEngine>> vcpus_;
+    /// Each vCPU's home node (pin_vcpu changes it; any thread reads it).
+    std::unique_ptr<std::atomic<unsigned>[]> homes_;
     board::VirtBoard virt_;
     std::function<void(std::span<const u8>)> console_in_;
     ByteOrder byte_order_ = ByteOrder::Little;

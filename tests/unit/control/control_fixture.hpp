@@ -36,6 +36,38 @@ inline std::vector<u8> idle_kernel() {
     return build_elf(spec);
 }
 
+/// A MIPS64 kernel for the virt board that touches two data pages every
+/// 0.1 s and sleeps in between: a store to kseg0 0x80100000 and a load from
+/// 0x80101000, then WAIT for the CP0 timer (IM7 only, IE off: WAIT returns
+/// without an exception, MD00087 WAIT). Its soft-TLB fills are what the
+/// access counters count: after a page operation shoots a page down, the next
+/// touch counts again.
+inline std::vector<u8> toucher_kernel() {
+    constexpr u64 kEntry = 0xFFFFFFFF80010000ull;
+    const u32 code[] = {
+        0x40086000u,  // mfc0 t0, Status
+        0x35088000u,  // ori t0, t0, 0x8000 (IM7)
+        0x40886000u,  // mtc0 t0, Status
+        0x3C098010u,  // lui t1, 0x8010
+        0xAD200000u,  // 1: sw zero, 0(t1)
+        0x8D2A1000u,  // lw t2, 0x1000(t1)
+        0x400B4800u,  // mfc0 t3, Count
+        0x3C0C0098u,  // lui t4, 0x98 (~10 M ticks: 0.1 s at 100 MHz)
+        0x016C5821u,  // addu t3, t3, t4
+        0x408B5800u,  // mtc0 t3, Compare (clears the timer interrupt)
+        0x42000020u,  // wait
+        0x1000FFF8u,  // b 1b
+        0u,           // nop
+    };
+    std::vector<u8> bytes(sizeof code);
+    std::memcpy(bytes.data(), code, sizeof code);
+    ElfSpec spec{.big_endian = false, .entry = kEntry};
+    spec.segments.push_back({.vaddr = kEntry, .bytes = bytes});
+    return build_elf(spec);
+}
+/// The toucher's data pages' guest-physical addresses.
+inline constexpr u64 kTouchedStore = 0x100000, kTouchedLoad = 0x101000;
+
 /// Polls `done` for up to `limit`.
 inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -50,12 +82,14 @@ struct ControlFixture {
     std::filesystem::path dir;
     int messages = -1;
     MemFile kernel{idle_kernel()};
+    MemFile toucher{toucher_kernel()};
     std::unique_ptr<control::EventQueue> events;
     std::unique_ptr<monitor::Fleet> fleet;
     std::unique_ptr<control::QmpCommands> commands;
     int quits = 0;
 
-    ControlFixture() {
+    /// numa_sim: the fleet's simulated NUMA nodes (0: the host's).
+    explicit ControlFixture(unsigned numa_sim = 0) {
         char tmpl[] = "/tmp/disco-control-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir = tmpl;
@@ -65,6 +99,7 @@ struct ControlFixture {
         monitor::FleetOptions options;
         options.message_fd = messages;
         options.min_bytes_per_node = 256ull << 20;
+        options.numa_sim = numa_sim;
         options.on_state_change = [this](const monitor::FleetVmStatus& vm) {
             events->push(control::vm_state_event(vm));
         };
@@ -89,6 +124,15 @@ struct ControlFixture {
                 {"console", {{"log", name + ".log"}}}};
     }
 };
+
+/// A virt VM (machine memory: pages can move) running the toucher kernel.
+inline nlohmann::json toucher_vm(const ControlFixture& f, const std::string& name) {
+    nlohmann::json vm = f.idle_vm(name);
+    vm["machine"] = "virt";
+    vm["kernel"] = f.toucher.path();
+    vm["memory"] = "64M";
+    return vm;
+}
 
 /// A negotiated session's helper: send one request (as text), get the reply.
 inline nlohmann::json ask(control::QmpSession& s, const std::string& text) { return s.handle_text(text); }

@@ -223,3 +223,60 @@ TEST_CASE("a vCPU's soft-TLB fills are counted for its home node, when it has co
     CHECK((uncounted.pc == parked || uncounted.pc == parked + 4));
     CHECK(ac.sum() == counted_sum);
 }
+
+TEST_CASE("stores set a frame's written flag; loads do not; reset clears it", "[access-counters]") {
+    auto mm = simulated(2, 16);
+    AccessCounters& ac = mm->access_counters();
+    const u8* f3 = mm->host(MachineFrame(3));
+    const u8* f9 = mm->host(MachineFrame(9));
+    ac.note(f3 + 100, 1, true);
+    ac.note(f9, 0);
+    ac.note(f9, 0, false);
+    CHECK(ac.written(MachineFrame(3)));
+    CHECK_FALSE(ac.written(MachineFrame(9)));
+    CHECK(ac.count(MachineFrame(3), 1) == 1);  // a store fill counts as an access too
+    // LL/SC stores fill no soft-TLB entry: flagged, not counted.
+    ac.note_store(f9 + 8);
+    CHECK(ac.written(MachineFrame(9)));
+    CHECK(ac.total(MachineFrame(9)) == 2);
+    CHECK_FALSE(ac.written(MachineFrame(1000)));  // beyond machine memory
+    ac.reset();
+    CHECK_FALSE(ac.written(MachineFrame(3)));
+    CHECK_FALSE(ac.written(MachineFrame(9)));
+    ac.set_enabled(false);
+    ac.note(f3, 0, true);
+    ac.note_store(f3);
+    CHECK_FALSE(ac.written(MachineFrame(3)));
+}
+
+TEST_CASE("a vCPU's store fills flag the frame written, its load fills do not", "[access-counters]") {
+    using namespace disco::test::enc;
+    auto mm = simulated(2, 512);
+    GuestRam ram;
+    ram.use_machine_memory(mm.get(), 0, 1);
+    REQUIRE(ram.add_region(GuestPhysAddr(0), 1 << 20));
+    CodeWatch code(1 << 20);
+    MmioBus mmio;
+    std::atomic<bool> stop{false};
+    // Stores to kseg0 0x80010000, loads from 0x80011000, then parks.
+    const std::vector<u32> program{lui(9, 0x8001), sd(0, 9, 0), ld(10, 9, 0x1000), self_loop(), nop()};
+    u64 pa = 0x1000;
+    for (u32 w : program) {
+        u8 b[4];
+        store_guest<ByteOrder::Little, u32>(b, w);
+        REQUIRE(ram.write(GuestPhysAddr(pa), b));
+        pa += 4;
+    }
+    const auto frame_at = [&](u64 a) { return *mm->frame_of(ram.host_page(GuestPhysAddr(a))); };
+    AccessCounters& ac = mm->access_counters();
+    cpu::CpuBus bus{&ram, &mmio, &code, &stop, [](const std::string&) {}, nullptr};
+    bus.access_counters = &ac;
+    cpu::Cpu vcpu(std::move(bus), ByteOrder::Little, 0);
+    vcpu.write_cp0(cpu::cp0::Status, cpu::status::CU0 | cpu::status::KX);
+    vcpu.pc = 0xFFFFFFFF80001000ull;
+    vcpu.run(1000);
+    CHECK(ac.written(frame_at(0x10000)));
+    CHECK_FALSE(ac.written(frame_at(0x11000)));
+    CHECK_FALSE(ac.written(frame_at(0x1000)));  // the code page: fetched only
+    CHECK(ac.count(frame_at(0x10000), 0) >= 1);
+}

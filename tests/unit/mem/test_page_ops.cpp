@@ -33,20 +33,37 @@ u32 dsubu_imm(unsigned rt, unsigned rs, i32 imm) { return daddiu(rt, rs, imm); }
 std::vector<u32> checker_program(unsigned k) {
     const u32 slot = k * 8;
     return {
-        ori(8, 0, 1),                      // r8 = c = 1
+        ori(8, 0, 1),  // r8 = c = 1
         // round:
-        lui_(9, 0x8001), ori(9, 9, slot),  // r9 = first slot (kseg0 0x80010000 + 8k)
-        ori(10, 0, kDataPages),            // r10 = pages left
-        dsubu_imm(12, 8, -1),              // r12 = c - 1
+        lui_(9, 0x8001),
+        ori(9, 9, slot),         // r9 = first slot (kseg0 0x80010000 + 8k)
+        ori(10, 0, kDataPages),  // r10 = pages left
+        dsubu_imm(12, 8, -1),    // r12 = c - 1
         // page:
-        ld(11, 9, 0), bne(11, 12, 15), nop(),   // stale or lost? -> fail
-        sd(8, 9, 0), ld(11, 9, 0), bne(11, 8, 11), nop(),
-        daddiu(9, 9, 4096), addiu(10, 10, -1), bne(10, 0, -10), nop(),
-        lui_(13, 0x8000), ori(13, 13, static_cast<u32>(kProgressPa + slot)), sd(8, 13, 0),
-        daddiu(8, 8, 1), beq(0, 0, -20), nop(),
+        ld(11, 9, 0),
+        bne(11, 12, 15),
+        nop(),  // stale or lost? -> fail
+        sd(8, 9, 0),
+        ld(11, 9, 0),
+        bne(11, 8, 11),
+        nop(),
+        daddiu(9, 9, 4096),
+        addiu(10, 10, -1),
+        bne(10, 0, -10),
+        nop(),
+        lui_(13, 0x8000),
+        ori(13, 13, static_cast<u32>(kProgressPa + slot)),
+        sd(8, 13, 0),
+        daddiu(8, 8, 1),
+        beq(0, 0, -20),
+        nop(),
         // fail:
-        lui_(13, 0x8000), ori(13, 13, static_cast<u32>(kFailPa + slot)), sd(8, 13, 0), sd(11, 13, 0x100),
-        self_loop(), nop(),
+        lui_(13, 0x8000),
+        ori(13, 13, static_cast<u32>(kFailPa + slot)),
+        sd(8, 13, 0),
+        sd(11, 13, 0x100),
+        self_loop(),
+        nop(),
     };
 }
 
@@ -130,7 +147,8 @@ TEST_CASE("page operations under four storing vCPUs lose no store and leak no fr
         const PageOpStats& stats = ram.page_op_stats();
         INFO("migrations " << ok[0] << ", replications " << ok[1] << ", collapses " << ok[2] << ", shares " << ok[3]
                            << ", refused " << refused << ", collapses on write " << stats.collapses_on_write.load()
-                           << ", COW breaks " << stats.cow_breaks.load() << ", takeovers " << stats.cow_takeovers.load());
+                           << ", COW breaks " << stats.cow_breaks.load() << ", takeovers "
+                           << stats.cow_takeovers.load());
         CHECK(ok[0] > 100);
         CHECK(ok[1] > 100);
         CHECK(ok[3] > 100);
@@ -149,8 +167,8 @@ TEST_CASE("page operations refuse what they cannot do and change nothing", "[pag
     const std::vector<u8> pattern(kPageSize, 0x5A);
     REQUIRE(ram.write(GuestPhysAddr(3 * kPageSize), pattern));
 
-    CHECK(ram.migrate(1000, 1).error().kind == PageOpError::Kind::NotRam);      // beyond RAM (MMIO or hole)
-    CHECK(ram.migrate(3, 0).error().kind == PageOpError::Kind::AlreadyThere);   // on node 0 already
+    CHECK(ram.migrate(1000, 1).error().kind == PageOpError::Kind::NotRam);     // beyond RAM (MMIO or hole)
+    CHECK(ram.migrate(3, 0).error().kind == PageOpError::Kind::AlreadyThere);  // on node 0 already
     CHECK(ram.migrate(3, 7).error().kind == PageOpError::Kind::BadNode);
     CHECK(ram.collapse(3).error().kind == PageOpError::Kind::NotReplicated);
     {
@@ -231,4 +249,28 @@ TEST_CASE("identical pages of two VMs share one frame until either writes", "[pa
         CHECK(mm->totals().frames_in_use == 31);
     }
     CHECK(mm->totals().frames_in_use == 0);  // every frame back in its pool
+}
+
+TEST_CASE("RAM placement: one run at home, interleaved, or each page on a random node", "[page-ops][placement]") {
+    const auto mm = test::test_machine_memory(4, 4 << 20);
+    constexpr u64 kPlaced = 256;
+    const auto per_node = [&](RamPlacement placement, u32 vm_id) {
+        GuestRam ram;
+        ram.use_machine_memory(mm.get(), 2, vm_id, placement);
+        REQUIRE(ram.add_region(GuestPhysAddr(0), kPlaced * kPageSize));
+        std::vector<u64> counts(4);
+        for (u64 p = 0; p < kPlaced; ++p) ++counts[*ram.node_of(p)];
+        // Whatever the placement, every page reads and writes as RAM.
+        const u8 mark[1] = {0x7E};
+        REQUIRE(ram.write(GuestPhysAddr(77 * kPageSize), mark));
+        CHECK(ram.host_page(GuestPhysAddr(77 * kPageSize))[0] == 0x7E);
+        return counts;
+    };
+    CHECK(per_node(RamPlacement::Home, 1) == std::vector<u64>{0, 0, kPlaced, 0});
+    CHECK(per_node(RamPlacement::Interleave, 2) == std::vector<u64>{64, 64, 64, 64});
+    const auto random = per_node(RamPlacement::Random, 3);
+    for (u64 n : random) CHECK((n > kPlaced / 8 && n < kPlaced / 2));  // about a quarter each
+    CHECK(per_node(RamPlacement::Random, 3) == random);                // the same choice every time
+    CHECK(per_node(RamPlacement::Random, 4) != random);                // another VM's differs
+    CHECK(mm->totals().frames_in_use == 0);
 }

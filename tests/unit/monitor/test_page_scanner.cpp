@@ -3,9 +3,9 @@
 // pages_sharing say so), different ones stay apart, and a write afterwards
 // gets the writer its own copy back.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <chrono>
 #include <thread>
 
 #include "tests/unit/mem/machine_ram.hpp"
@@ -85,4 +85,30 @@ TEST_CASE("the page scanner merges identical pages of two VMs and only those", "
         scanner.remove(a);
     }
     CHECK(mm->totals().frames_in_use == 0);
+}
+
+TEST_CASE("footprints count only the guest pages and frames that host memory backs", "[page-scan][footprint]") {
+    const auto mm = test::test_machine_memory(1, 4 << 20);
+    test::TestVmRam vm_a(*mm, 1, kPages * kPageSize), vm_b(*mm, 2, kPages * kPageSize);
+    GuestRam &a = vm_a.ram, &b = vm_b.ram;
+    // A fresh guest's RAM is holes in the machine memory file: given, not used.
+    const Footprint fresh = measure(a, b);
+    CHECK(fresh.machine_frames_in_use == 2 * kPages);
+    CHECK(fresh.machine_frames_used == 0);
+    CHECK(fresh.vms[0].guest_pages_used == 0);
+
+    const std::vector<u8> text(kPageSize, 0x5A);
+    for (u64 p = 0; p < 5; ++p) REQUIRE(a.write(GuestPhysAddr(p * kPageSize), text));
+    for (u64 p = 0; p < 3; ++p) REQUIRE(b.write(GuestPhysAddr(p * kPageSize), text));
+    const Footprint written = measure(a, b);
+    CHECK(written.vms[0].guest_pages_used == 5);
+    CHECK(written.vms[1].guest_pages_used == 3);
+    CHECK(written.machine_frames_used == 8);
+    CHECK(written.to_json()["machine_frames_used"] == 8);
+
+    // Sharing B's three pages with A's frames: the guests still use 8 pages, the machine 5 frames.
+    for (u64 p = 0; p < 3; ++p) REQUIRE(b.share_from(p, a, p));
+    const Footprint shared = measure(a, b);
+    CHECK(shared.vms[0].guest_pages_used + shared.vms[1].guest_pages_used == 8);
+    CHECK(shared.machine_frames_used == 5);
 }

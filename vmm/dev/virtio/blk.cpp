@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vmm/mem/endian.hpp"
+#include "vmm/mem/machine_memory.hpp"
 
 namespace disco::dev {
 using namespace blk;
@@ -29,8 +30,21 @@ struct VirtioBlk::InFlight {
     BlkRequest req;
 };
 
+/// A read served in part from the disk page cache: first its pieces' loads,
+/// then the rest's reads; `left` counts what is in flight plus the share of
+/// whoever is still issuing.
+struct VirtioBlk::CachedRead {
+    BlkRequest req;
+    std::vector<CachedPiece> pieces;
+    DescChain pins;                        // what is pinned: the chain less the pieces served
+    std::vector<std::vector<iovec>> runs;  // the rest's host iovecs, alive until its reads end
+    unsigned left = 1;
+    int err = 0;
+    bool loading = true;
+};
+
 Result<std::unique_ptr<VirtioBlk>, Error> VirtioBlk::open(const std::string& path, bool read_only, std::string serial,
-                                                          const std::string& overlay) {
+                                                          const std::string& overlay, DiskPageCache* cache) {
     auto ring = IoRing::create(kRingEntries);
     if (!ring) return fail(Error{fmt::format("disk image {}: {}", path, ring.error().message)});
     auto backend = DISCO_TRY(open_disk_backend(path, overlay, read_only, **ring));
@@ -38,7 +52,9 @@ Result<std::unique_ptr<VirtioBlk>, Error> VirtioBlk::open(const std::string& pat
     if (kick < 0) return fail(Error{fmt::format("disk image {}: eventfd: {}", path, errno_text(errno))});
     if (serial.empty()) serial = backend->serial();
     serial.resize(std::min(serial.size(), kIdBytes));
-    return std::unique_ptr<VirtioBlk>(new VirtioBlk(kick, std::move(*ring), std::move(backend), std::move(serial)));
+    std::unique_ptr<VirtioBlk> blk(new VirtioBlk(kick, std::move(*ring), std::move(backend), std::move(serial)));
+    if (cache && blk->backend_->shareable_base()) blk->cached_.emplace(*cache, *blk->backend_);
+    return blk;
 }
 
 VirtioBlk::VirtioBlk(int kick_fd, std::unique_ptr<IoRing> ring, std::unique_ptr<DiskBackend> backend,
@@ -160,6 +176,11 @@ void VirtioBlk::take_requests() {
 }
 
 void VirtioBlk::start(BlkRequest r) {
+    if (cached_ && r.op == BlkRequest::Op::Read && r.length) {
+        // Before any pin: a pinned page cannot be pointed at a cached frame.
+        auto pieces = cached_->plan(*ram_, r);
+        if (!pieces.empty()) return start_cached(std::move(r), std::move(pieces));
+    }
     // The request's buffers stay pinned until finish(): io_uring moves data
     // to and from them while page operations could otherwise move the pages.
     pin_chain(*ram_, r.chain);
@@ -233,12 +254,12 @@ void VirtioBlk::on_done(std::unique_ptr<InFlight> f, int res) {
     finish(r.chain, kStatusOk, r.op == BlkRequest::Op::Read ? static_cast<u32>(r.length) : 0);
 }
 
-void VirtioBlk::finish(const DescChain& chain, u8 status, u32 data_written) {
+void VirtioBlk::finish(const DescChain& chain, u8 status, u32 data_written, const DescChain* pins) {
     // The status is the last device-writable byte (§5.2.6); the used length
     // counts everything written, status included.
     const u8 s[1] = {status};
     const bool status_ok = scatter(*ram_, chain.writable, chain.writable_bytes - 1, s);
-    unpin_chain(*ram_, chain);
+    unpin_chain(*ram_, pins ? *pins : chain);
     if (!status_ok) {
         queue_->mark_broken();
         host_->device_error(fmt::format("queue 0: request {}: status byte is not in guest RAM", chain.head));
@@ -246,6 +267,119 @@ void VirtioBlk::finish(const DescChain& chain, u8 status, u32 data_written) {
     }
     if (auto r = queue_->push(chain.head, data_written + 1); !r)
         host_->device_error(fmt::format("queue 0: {}", r.error()));
+}
+
+void VirtioBlk::start_cached(BlkRequest r, std::vector<CachedPiece> pieces) {
+    auto* c = new CachedRead;
+    c->req = std::move(r);
+    c->pieces = std::move(pieces);
+    DiskPageCache& cache = cached_->cache();
+    MachineMemory& mm = cache.machine_memory();
+    const ShareableBase& base = cached_->base();
+    for (CachedPiece& p : c->pieces) {
+        if (auto f = cache.find(base.id, p.block)) {
+            p.frame = *f;
+            p.cached = true;
+            continue;
+        }
+        // A miss: the block goes into a fresh frame straight from the base
+        // file (never through the backend, which might serve it from an overlay).
+        auto node = ram_->node_of(p.ppage);
+        auto fresh = mm.allocate(node ? *node : 0);
+        if (!fresh) continue;  // no frame to load into: the piece is read with the rest
+        p.frame = *fresh;
+        ++c->left;
+        submit_rw(*ring_, base.fd, false, p.block << kPageShift, {iovec{mm.host(*fresh), kPageSize}},
+                  [this, c, &p](int res) { piece_loaded(c, p, res); });
+    }
+    cached_part_done(c, 0);
+}
+
+void VirtioBlk::piece_loaded(CachedRead* c, CachedPiece& p, int res) {
+    DiskPageCache& cache = cached_->cache();
+    if (res < 0) {
+        // Read with the rest, which reports the error if it persists.
+        (void)cache.machine_memory().release(p.frame);
+        p.frame = MachineFrame();
+    } else if (auto cached = cache.insert(cached_->base().id, p.block, p.frame)) {
+        if (*cached != p.frame) (void)cache.machine_memory().release(p.frame);  // another VM's load won
+        p.frame = *cached;
+        p.cached = true;
+    }
+    cached_part_done(c, 0);
+}
+
+void VirtioBlk::cached_part_done(CachedRead* c, int res) {
+    if (res < 0 && c->err == 0) c->err = res;
+    if (--c->left > 0) return;
+    std::unique_ptr<CachedRead> owned(c);
+    BlkRequest& r = c->req;
+    if (c->loading) {
+        c->loading = false;
+        if (stopping_.load(std::memory_order_acquire)) {  // reset: the guest's RAM is no longer ours to write
+            for (CachedPiece& p : c->pieces)
+                if (!p.frame.is_none()) (void)cached_->cache().machine_memory().release(p.frame);
+            return;
+        }
+        c->left = 1;
+        map_pieces_and_read_rest(owned.release());
+        return;
+    }
+    if (stopping_.load(std::memory_order_acquire)) {
+        unpin_chain(*ram_, c->pins);
+        return;
+    }
+    if (c->err < 0) {
+        log_host_error("read", -c->err);
+        finish(r.chain, kStatusIoErr, 0, &c->pins);
+        return;
+    }
+    // Mapped, copied and read pages alike: drop code decoded from them (as on_done).
+    note_written(*ram_, r.chain.writable, 0, r.length);
+    finish(r.chain, kStatusOk, static_cast<u32>(r.length), &c->pins);
+}
+
+void VirtioBlk::map_pieces_and_read_rest(CachedRead* c) {
+    BlkRequest& r = c->req;
+    DiskPageCache& cache = cached_->cache();
+    MachineMemory& mm = cache.machine_memory();
+    std::vector<std::pair<u64, u64>> served;  // data ranges done without the backend
+    for (CachedPiece& p : c->pieces) {
+        if (p.frame.is_none()) continue;
+        if (p.cached && ram_->map_shared_frame(p.ppage, p.frame)) {
+            cache.note_mapped();
+        } else {
+            // The page is pinned by other I/O, moving or replicated, or the
+            // cache had no room: copy the block, as any read would.
+            (void)ram_->write(GuestPhysAddr(p.ppage << kPageShift), std::span<const u8>(mm.host(p.frame), kPageSize));
+            cache.note_copied();
+        }
+        (void)mm.release(p.frame);
+        served.emplace_back(p.data_offset, kPageSize);
+    }
+    // The rest is pinned and read as any request (a pin for writing a page
+    // mapped above, in a chain naming it twice, breaks the sharing first).
+    c->pins.readable = r.chain.readable;
+    c->pins.writable = segments_without(r.chain.writable, served);
+    pin_chain(*ram_, c->pins);
+    c->runs.reserve(served.size() + 1);
+    auto read_run = [&](u64 from, u64 to) {
+        if (from >= to) return;
+        std::vector<iovec>& iov = c->runs.emplace_back();
+        if (!host_iovecs(*ram_, r.chain.writable, from, to - from, iov)) {
+            c->err = -EFAULT;
+            return;
+        }
+        ++c->left;
+        backend_->read(r.offset + from, iov, [this, c](int res) { cached_part_done(c, res); });
+    };
+    u64 at = 0;
+    for (const auto& [offset, length] : served) {
+        read_run(at, offset);
+        at = offset + length;
+    }
+    read_run(at, r.length);
+    cached_part_done(c, 0);
 }
 
 void VirtioBlk::log_host_error(const char* what, int err) {

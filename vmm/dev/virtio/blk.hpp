@@ -10,6 +10,12 @@
 // interrupts. A request is acknowledged only after its I/O completed (FLUSH:
 // after the backend made earlier writes durable).
 //
+// With a disk page cache (disk_page_cache.hpp, cached_reads.hpp), the parts
+// of a read that are whole 4 KiB guest pages of unmodified base blocks are
+// served by mapping the cache's frame, shared copy-on-write; the first read
+// of a block loads it into a fresh frame (io_uring, from the base file) and
+// caches it. The rest of the read goes to the backend as before.
+//
 // Offered: VIRTIO_BLK_F_SEG_MAX, _BLK_SIZE, _FLUSH, and _RO for a read-only
 // disk. Requests: IN, OUT, FLUSH, GET_ID; others are answered UNSUPP.
 //
@@ -25,6 +31,7 @@
 #include <thread>
 
 #include "vmm/dev/virtio/blk_request.hpp"
+#include "vmm/dev/virtio/cached_reads.hpp"
 #include "vmm/dev/virtio/device.hpp"
 #include "vmm/dev/virtio/disk_backend.hpp"
 #include "vmm/dev/virtio/io_ring.hpp"
@@ -43,9 +50,12 @@ public:
     /// path is the read-only base of that copy-on-write overlay (created if
     /// absent). A size that is not a multiple of 512 bytes leaves the partial
     /// last sector out, with a warning. serial is what GET_ID answers (at most
-    /// 20 bytes); empty: the name of the file the guest writes to.
+    /// 20 bytes); empty: the name of the file the guest writes to. cache
+    /// (optional, outlives the device): the disk page cache reads may share
+    /// frames from, when the disk has a shareable base.
     static Result<std::unique_ptr<VirtioBlk>, Error> open(const std::string& path, bool read_only,
-                                                          std::string serial = {}, const std::string& overlay = {});
+                                                          std::string serial = {}, const std::string& overlay = {},
+                                                          DiskPageCache* cache = nullptr);
     ~VirtioBlk() override;
 
     std::string name() const override { return "virtio-blk " + path_; }
@@ -63,6 +73,7 @@ public:
 
 private:
     struct InFlight;
+    struct CachedRead;
 
     VirtioBlk(int kick_fd, std::unique_ptr<IoRing> ring, std::unique_ptr<DiskBackend> backend, std::string serial);
     void run();
@@ -71,7 +82,14 @@ private:
     void start(BlkRequest request);
     void submit(std::unique_ptr<InFlight> f);
     void on_done(std::unique_ptr<InFlight> f, int res);
-    void finish(const DescChain& chain, u8 status, u32 data_written);
+    /// pins: what start() pinned when not the whole chain (a cached read).
+    void finish(const DescChain& chain, u8 status, u32 data_written, const DescChain* pins = nullptr);
+    // A read served in part from the disk page cache: find or load its
+    // cached pieces, map them, then read the rest.
+    void start_cached(BlkRequest r, std::vector<CachedPiece> pieces);
+    void piece_loaded(CachedRead* c, CachedPiece& piece, int res);
+    void cached_part_done(CachedRead* c, int res);
+    void map_pieces_and_read_rest(CachedRead* c);
     void log_host_error(const char* what, int err);
 
     const int kick_fd_;
@@ -80,7 +98,8 @@ private:
     const std::string path_;                // the disk in messages
     const BlkDisk disk_;
     const std::string serial_;
-    std::array<u8, 24> config_{};  // §5.2.4 up to blk_size
+    std::array<u8, 24> config_{};        // §5.2.4 up to blk_size
+    std::optional<CachedReads> cached_;  // with a cache and a shareable base
 
     std::thread thread_;
     std::atomic<bool> stopping_{false};

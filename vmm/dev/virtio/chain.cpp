@@ -1,5 +1,6 @@
 #include "vmm/dev/virtio/chain.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -63,6 +64,27 @@ void pin_chain(const GuestRam& ram, const DescChain& chain) {
 void unpin_chain(const GuestRam& ram, const DescChain& chain) {
     for (const DescSegment& s : chain.readable) ram.unpin(s.addr, s.len);
     for (const DescSegment& s : chain.writable) ram.unpin(s.addr, s.len);
+}
+
+std::vector<DescSegment> segments_without(std::span<const DescSegment> segs,
+                                          std::span<const std::pair<u64, u64>> holes) {
+    std::vector<DescSegment> out;
+    usize h = 0;
+    u64 base = 0;  // the segment's first byte in the concatenation
+    for (const DescSegment& s : segs) {
+        const u64 end = base + s.len;
+        for (u64 from = base; from < end;) {
+            while (h < holes.size() && holes[h].first + holes[h].second <= from) ++h;
+            if (h == holes.size() || holes[h].first >= end) {
+                out.push_back({s.addr + (from - base), static_cast<u32>(end - from)});
+                break;
+            }
+            if (holes[h].first > from) out.push_back({s.addr + (from - base), static_cast<u32>(holes[h].first - from)});
+            from = std::min(end, holes[h].first + holes[h].second);
+        }
+        base = end;
+    }
+    return out;
 }
 
 void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length) {

@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "vmm/mem/guest_ram.hpp"
@@ -36,6 +37,11 @@ bool scatter(GuestRam& ram, std::span<const DescSegment> segs, u64 offset, std::
 /// operations leave them alone until unpin_chain. Segments are known to be RAM.
 void pin_chain(const GuestRam& ram, const DescChain& chain);
 void unpin_chain(const GuestRam& ram, const DescChain& chain);
+/// The segments less the byte ranges `holes` ({offset, length} into their
+/// concatenation, in order, disjoint): what stays to pin when the holes are
+/// served otherwise.
+std::vector<DescSegment> segments_without(std::span<const DescSegment> segs,
+                                          std::span<const std::pair<u64, u64>> holes);
 /// Reports bytes [offset, offset + length) of the segments as written by the
 /// device (GuestRam::note_dma_write), after DMA through host_iovecs.
 void note_written(const GuestRam& ram, std::span<const DescSegment> segs, u64 offset, u64 length);

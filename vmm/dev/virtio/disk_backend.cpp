@@ -1,6 +1,7 @@
 #include "vmm/dev/virtio/disk_backend.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 
@@ -8,6 +9,13 @@
 #include "vmm/dev/virtio/raw_disk.hpp"
 
 namespace disco::dev {
+
+std::optional<DiskImageId> image_identity(int fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    return DiskImageId{static_cast<u64>(st.st_dev), static_cast<u64>(st.st_ino), static_cast<u64>(st.st_size),
+                       static_cast<i64>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
 
 u64 visible_disk_size(const std::string& path, u64 file_size) {
     constexpr u64 kSector = 512;

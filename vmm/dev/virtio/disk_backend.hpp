@@ -11,12 +11,26 @@
 #include <sys/uio.h>
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "vmm/dev/virtio/disk_io.hpp"
+#include "vmm/mem/disk_page_cache.hpp"
 
 namespace disco::dev {
+
+/// A read-only regular file whose 4 KiB blocks reads may take from the
+/// global disk page cache (cached_reads.hpp): an overlay's base, or a raw
+/// image opened read-only. Block devices are never shared: what writes them
+/// leaves no trace in fstat.
+struct ShareableBase {
+    int fd = -1;
+    std::string path;
+    DiskImageId id;  // as opened
+};
+/// The identity of an open regular file (fstat); nothing for anything else.
+std::optional<DiskImageId> image_identity(int fd);
 
 class DiskBackend {
 public:
@@ -36,6 +50,16 @@ public:
     virtual void write(u64 offset, std::span<const iovec> iov, IoDone done) = 0;
     /// Makes every write that completed before this call durable (VIRTIO_BLK_T_FLUSH).
     virtual void flush(IoDone done) = 0;
+
+    /// The file this disk's unwritten blocks are read from, when sharing them is safe; null otherwise.
+    virtual const ShareableBase* shareable_base() const { return nullptr; }
+    /// Whether the 4 KiB block at offset (4 KiB aligned) reads now as the
+    /// shareable base's bytes at offset: inside the disk, never written by
+    /// this disk, no write to it in flight.
+    virtual bool reads_base(u64 offset) const {
+        (void)offset;
+        return false;
+    }
 };
 
 /// The raw image at path, or with overlay non-empty, the overlay on the base

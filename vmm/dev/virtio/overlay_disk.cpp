@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <thread>
 
 #include "vmm/util/crc32c.hpp"
 
@@ -203,10 +205,18 @@ Result<std::unique_ptr<OverlayDisk>, Error> OverlayDisk::open(const std::string&
         const int e = errno;
         return ovl_fail(errno_text(e) + (e == ENOENT ? " (a read-only disk does not create its overlay)" : ""));
     }
-    // One writer at a time: two disks on one overlay would corrupt it.
-    if (::flock(ofd.fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0)
-        return ovl_fail(errno == EWOULDBLOCK ? "in use by another disk (another VM or disco process has it open)"
-                                             : errno_text(errno));
+    // One writer at a time: two disks on one overlay would corrupt it. A
+    // monitor killed with I/O in flight keeps the lock a little after it has
+    // exited: the kernel drops its io_uring's file references (and so the
+    // flock) in a worker after the process is gone. So a busy lock is retried
+    // for up to two seconds before it counts as another live holder.
+    const auto lock_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (::flock(ofd.fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) return ovl_fail(errno_text(errno));
+        if (std::chrono::steady_clock::now() >= lock_deadline)
+            return ovl_fail("in use by another disk (another VM or disco process has it open)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     struct stat ost {};
     if (fstat(ofd.fd, &ost) != 0) return ovl_fail(errno_text(errno));
     if (!S_ISREG(ost.st_mode)) return ovl_fail("not a regular file");
@@ -229,6 +239,7 @@ Result<std::unique_ptr<OverlayDisk>, Error> OverlayDisk::open(const std::string&
     std::unique_ptr<OverlayDisk> d(new OverlayDisk(base, overlay, bfd.fd, ofd.fd, read_only, ring, g));
     bfd.release();
     ofd.release();
+    if (auto base_id = image_identity(d->base_fd_)) d->base_ = ShareableBase{d->base_fd_, base, *base_id};
     d->base_id_ = *id;
     if (auto loaded = load(*d, file_size); !loaded) {
         d->failed_ = true;  // nothing to commit on the way out
@@ -401,6 +412,12 @@ std::string OverlayDisk::serial() const {
 
 bool OverlayDisk::in_overlay(u64 offset) const {
     return offset < geometry_.disk_size && table_[offset >> kClusterBits] != 0;
+}
+
+bool OverlayDisk::reads_base(u64 offset) const {
+    static_assert(kClusterSize == kPageSize, "a cached block is one cluster");
+    const u64 cluster = offset >> kClusterBits;
+    return offset < size() && size() - offset >= kClusterSize && table_[cluster] == 0 && !busy_.contains(cluster);
 }
 
 bool OverlayDisk::answered_at_once(u64 offset, u64 length, IoDone& done) {

@@ -22,6 +22,7 @@
 #pragma once
 #include <deque>
 #include <functional>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -49,6 +50,10 @@ public:
 
     /// Whether the cluster holding disk offset has its data in the overlay.
     bool in_overlay(u64 offset) const;
+    const ShareableBase* shareable_base() const override { return base_ ? &*base_ : nullptr; }
+    /// A cluster is one 4 KiB block: in the base while the guest never wrote
+    /// it and no first write of it is in flight.
+    bool reads_base(u64 offset) const override;
     /// Clusters the guest has written (mapped in the overlay).
     u64 clusters_in_overlay() const { return mapped_; }
     /// The generation of the last commit (0: none since creation).
@@ -87,6 +92,7 @@ private:
     IoRing& ring_;
     const overlay::Geometry geometry_;
     overlay::BaseIdentity base_id_;
+    std::optional<ShareableBase> base_;  // a regular file's (the disk page cache's key)
 
     std::vector<u32> table_;  // disk cluster -> overlay cluster (0: in the base), table_blocks * 1020 entries
     std::vector<BlockState> blocks_;

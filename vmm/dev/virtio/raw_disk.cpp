@@ -24,8 +24,11 @@ Result<std::unique_ptr<RawDisk>, Error> RawDisk::open(const std::string& path, b
         return close_fail(fmt::format("disk image {}: not a regular file or block device", path));
     const off_t size = lseek(fd, 0, SEEK_END);  // also right for block devices, where st_size is 0
     if (size < 0) return close_fail(fmt::format("disk image {}: {}", path, std::strerror(errno)));
-    return std::unique_ptr<RawDisk>(
+    std::unique_ptr<RawDisk> disk(
         new RawDisk(path, fd, visible_disk_size(path, static_cast<u64>(size)), read_only, ring));
+    if (read_only)
+        if (auto id = image_identity(fd)) disk->base_ = ShareableBase{fd, path, *id};
+    return disk;
 }
 
 RawDisk::~RawDisk() { ::close(fd_); }

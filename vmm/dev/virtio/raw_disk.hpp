@@ -18,6 +18,9 @@ public:
     void read(u64 offset, std::span<const iovec> iov, IoDone done) override;
     void write(u64 offset, std::span<const iovec> iov, IoDone done) override;
     void flush(IoDone done) override;
+    /// Only when opened read-only: a read-write image changes under its readers.
+    const ShareableBase* shareable_base() const override { return base_ ? &*base_ : nullptr; }
+    bool reads_base(u64 offset) const override { return base_ && offset < size_ && size_ - offset >= kPageSize; }
 
 private:
     RawDisk(std::string path, int fd, u64 size, bool read_only, IoRing& ring)
@@ -27,5 +30,6 @@ private:
     const u64 size_;
     const bool read_only_;
     IoRing& ring_;
+    std::optional<ShareableBase> base_;
 };
 }  // namespace disco::dev
