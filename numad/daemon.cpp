@@ -175,37 +175,55 @@ private:
             describe_topology();
         }
         std::uint64_t moved = 0;
+        // What the monitor said about one decision: its log line, the policy's history, the figures.
+        const auto settle = [&](const Decision& d, bool done, const std::string& why) {
+            policy_.record_outcome(d, done);
+            log_.write(format_decision(d, done ? "done" : "refused: " + why));
+            VmFigures& vm = figures_[d.vm];
+            if (!done) {
+                ++vm.failed;
+                return;
+            }
+            ++moved;
+            ++(d.action == Action::migrate ? vm.migrations : vm.replications);
+        };
+        // Migrations go in batches per VM and node: one request, two shootdowns for the lot.
+        std::map<std::pair<std::string, unsigned>, std::vector<Decision>> migrations;
         for (const Decision& d : policy_.decide(*batch, interval_)) {
             if (d.action == Action::leave) continue;
             if (d.action == Action::freeze) {
                 log_.write(format_decision(d, ""));
                 continue;
             }
-            VmFigures& vm = figures_[d.vm];
             if (options_.dry_run) {
                 log_.write(format_decision(d, "dry-run"));
                 continue;
             }
-            ClientError error{};
-            bool done = false;
             if (d.action == Action::migrate) {
-                auto r = migrate_page(*client_, d.vm, d.gpa, d.to);
-                done = r.has_value();
-                if (!r) error = r.error();
-            } else {
-                auto r = replicate_page(*client_, d.vm, d.gpa);
-                done = r.has_value();
-                if (!r) error = r.error();
-            }
-            if (!done && connection_lost(error)) return lost(error);
-            policy_.record_outcome(d, done);
-            log_.write(format_decision(d, done ? "done" : "refused: " + error.message));
-            if (!done) {
-                ++vm.failed;
+                migrations[{d.vm, d.to}].push_back(d);
                 continue;
             }
-            ++moved;
-            ++(d.action == Action::migrate ? vm.migrations : vm.replications);
+            auto r = replicate_page(*client_, d.vm, d.gpa);
+            if (!r && connection_lost(r.error())) return lost(r.error());
+            settle(d, r.has_value(), r ? "" : r.error().message);
+        }
+        for (const auto& [target, decisions] : migrations) {
+            for (std::size_t at = 0; at < decisions.size(); at += max_migrate_batch) {
+                const std::size_t end = std::min(decisions.size(), at + max_migrate_batch);
+                std::vector<std::uint64_t> gpas;
+                for (std::size_t i = at; i < end; ++i) gpas.push_back(decisions[i].gpa);
+                auto r = migrate_pages(*client_, target.first, gpas, target.second);
+                if (!r && connection_lost(r.error())) return lost(r.error());
+                std::map<std::uint64_t, std::string> refused;
+                if (r) refused.insert(r->begin(), r->end());
+                for (std::size_t i = at; i < end; ++i) {
+                    const auto it = refused.find(decisions[i].gpa);
+                    if (!r)
+                        settle(decisions[i], false, r.error().message);
+                    else
+                        settle(decisions[i], it == refused.end(), it == refused.end() ? "" : it->second);
+                }
+            }
         }
         for (const VmAccesses& a : batch->vms) {
             VmFigures& vm = figures_[a.name];

@@ -133,6 +133,25 @@ Result<unsigned, ClientError> migrate_page(MonitorClient& client, const std::str
     }
 }
 
+Result<std::vector<std::pair<std::uint64_t, std::string>>, ClientError> migrate_pages(
+    MonitorClient& client, const std::string& vm, const std::vector<std::uint64_t>& gpas, unsigned node) {
+    static constexpr const char* command = "__com.disco-project_pages-migrate";
+    const json reply = DISCO_TRY(client.execute(command, {{"vm", vm}, {"gpas", gpas}, {"node", node}}));
+    try {
+        std::vector<std::pair<std::uint64_t, std::string>> refused;
+        for (const json& f : array_field(reply, "failed", "reply")) {
+            if (!f.is_object() || !f.contains("gpa") || !f["gpa"].is_number_unsigned() || !f.contains("desc") ||
+                !f["desc"].is_string())
+                throw BadReply{"a failed entry is not {gpa, desc}"};
+            refused.emplace_back(f["gpa"].get<std::uint64_t>(), f["desc"].get<std::string>());
+        }
+        (void)array_field(reply, "migrated", "reply");
+        return refused;
+    } catch (const BadReply& e) {
+        return fail(bad_reply(command, e.what));
+    }
+}
+
 Result<std::vector<unsigned>, ClientError> replicate_page(MonitorClient& client, const std::string& vm,
                                                           std::uint64_t gpa) {
     static constexpr const char* command = "__com.disco-project_page-replicate";

@@ -21,6 +21,13 @@ Result<HotPageBatch, ClientError> parse_hot_pages(const nlohmann::json& reply);
 
 Result<unsigned, ClientError> migrate_page(MonitorClient& client, const std::string& vm, std::uint64_t gpa,
                                            unsigned node);
+/// The most pages one pages-migrate request names (the monitor's bound).
+inline constexpr std::size_t max_migrate_batch = 1024;
+/// Migrates a batch of one VM's pages to one node with one request (two shootdowns in all,
+/// where page-migrate costs two a page). Returns the refused pages with the monitor's reasons;
+/// the others moved. At most max_migrate_batch gpas.
+Result<std::vector<std::pair<std::uint64_t, std::string>>, ClientError> migrate_pages(
+    MonitorClient& client, const std::string& vm, const std::vector<std::uint64_t>& gpas, unsigned node);
 Result<std::vector<unsigned>, ClientError> replicate_page(MonitorClient& client, const std::string& vm,
                                                           std::uint64_t gpa);
 

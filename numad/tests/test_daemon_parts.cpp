@@ -238,8 +238,10 @@ TEST_CASE("one daemon interval against a scripted monitor migrates and logs", "[
                           {"written", false},
                           {"counts", {60, 40}},
                           {"total", 100}}}}};
-            } else if (cmd == "__com.disco-project_page-migrate") {
-                ret = {{"node", req.at("arguments").at("node")}};
+            } else if (cmd == "__com.disco-project_pages-migrate") {
+                ret = {{"node", req.at("arguments").at("node")},
+                       {"migrated", req.at("arguments").at("gpas")},
+                       {"failed", json::array()}};
             }
             send({{"return", ret}, {"id", req.at("id")}});
         }
@@ -257,9 +259,9 @@ TEST_CASE("one daemon interval against a scripted monitor migrates and logs", "[
     std::vector<std::string> commands;
     for (const auto& r : requests) commands.push_back(r.at("execute"));
     CHECK(commands == std::vector<std::string>{"qmp_capabilities", "__com.disco-project_numa",
-                                               "__com.disco-project_hot-pages", "__com.disco-project_page-migrate"});
+                                               "__com.disco-project_hot-pages", "__com.disco-project_pages-migrate"});
     CHECK(requests[2].at("arguments") == json{{"limit", 256}, {"reset", true}});
-    CHECK(requests[3].at("arguments") == json{{"vm", "web"}, {"gpa", 0x7000}, {"node", 1}});
+    CHECK(requests[3].at("arguments") == json{{"vm", "web"}, {"gpas", {0x7000}}, {"node", 1}});
     const std::string log = read_file(dir.path / "decisions.log");
     CHECK(log.find("interval=1 action=migrate vm=web gpa=0x7000 from=0 to=1 counts=0,500 total=500 result=done") !=
           std::string::npos);

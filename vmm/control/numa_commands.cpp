@@ -183,6 +183,32 @@ NumaResult numa_page_migrate(Fleet& fleet, EventQueue* events, const json& args)
     return json{{"node", *node}};
 }
 
+NumaResult numa_pages_migrate(Fleet& fleet, EventQueue* events, const json& args) {
+    const json& gpas = args["gpas"];
+    if (gpas.empty() || gpas.size() > kMaxMigrateBatch)
+        return std::unexpected(fmt::format("Parameter 'gpas' must hold 1 to {} addresses", kMaxMigrateBatch));
+    std::vector<u64> ppages;
+    for (const json& gpa : gpas) {
+        const auto ppage = gpa_page(json{{"gpa", gpa}});
+        if (!ppage) return std::unexpected(ppage.error());
+        ppages.push_back(*ppage);
+    }
+    const auto node = node_arg(fleet, args);
+    if (!node) return std::unexpected(node.error());
+    std::vector<Result<void, PageOpError>> results;
+    auto done = on_running(fleet, args, [&](Vm& vm) { results = vm.ram().migrate_many(ppages, *node); });
+    if (!done) return std::unexpected(done.error());
+    json migrated = json::array(), failed = json::array();
+    for (usize i = 0; i < ppages.size(); ++i) {
+        if (results[i])
+            migrated.push_back(ppages[i] << kPageShift);
+        else
+            failed.push_back({{"gpa", ppages[i] << kPageShift}, {"desc", op_refusal(results[i].error(), ppages[i])}});
+    }
+    if (!migrated.empty()) emit(events, "PAGES_MIGRATED", {{"vm", args["vm"]}, {"to", *node}, {"gpas", migrated}});
+    return json{{"node", *node}, {"migrated", std::move(migrated)}, {"failed", std::move(failed)}};
+}
+
 NumaResult numa_page_replicate(Fleet& fleet, EventQueue* events, const json& args) {
     const auto ppage = gpa_page(args);
     if (!ppage) return std::unexpected(ppage.error());

@@ -22,6 +22,11 @@ using NumaResult = std::expected<nlohmann::json, std::string>;
 
 /// hot-pages {vm?, limit?, reset?}
 NumaResult numa_hot_pages(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
+/// pages-migrate {vm, gpas: [...] (1..kMaxMigrateBatch), node} -> {node, migrated: [gpa...],
+/// failed: [{gpa, desc}]}: one batch, two shootdowns in all (GuestRam::migrate_many); event
+/// PAGES_MIGRATED {vm, to, gpas} for the pages that moved.
+inline constexpr u64 kMaxMigrateBatch = 1024;
+NumaResult numa_pages_migrate(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 /// page-migrate {vm, gpa, node} -> {node}; event PAGE_MIGRATED
 NumaResult numa_page_migrate(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 /// page-replicate {vm, gpa} -> {nodes}; event PAGE_REPLICATED

@@ -28,7 +28,7 @@ std::string vendor(std::string_view name) { return std::string(kVendorPrefix) + 
 
 // ---- Arguments ------------------------------------------------------------
 
-enum class ArgType { String, Bool, Object, StringList, Int };
+enum class ArgType { String, Bool, Object, StringList, Int, IntList };
 
 struct ArgSpec {
     std::string_view name;
@@ -48,6 +48,8 @@ std::string_view type_name(ArgType t) {
             return "array of strings";
         case ArgType::Int:
             return "integer";
+        case ArgType::IntList:
+            return "array of integers";
     }
     return "?";
 }
@@ -64,6 +66,8 @@ bool has_type(const json& v, ArgType t) {
             return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); });
         case ArgType::Int:
             return v.is_number_integer();
+        case ArgType::IntList:
+            return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_number_integer(); });
     }
     return false;
 }
@@ -271,6 +275,9 @@ const std::vector<CommandSpec>& command_table() {
             {vendor("page-migrate"),
              {vm_required, {"gpa", ArgType::Int, true}, {"node", ArgType::Int, true}},
              cmd_numa<numa_page_migrate>},
+            {vendor("pages-migrate"),
+             {vm_required, {"gpas", ArgType::IntList, true}, {"node", ArgType::Int, true}},
+             cmd_numa<numa_pages_migrate>},
             {vendor("page-replicate"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_replicate>},
             {vendor("page-collapse"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_collapse>},
             {vendor("numa"), {vm_optional}, cmd_numa<numa_topology>},

@@ -281,6 +281,7 @@ private:
     std::condition_variable wait_cv_;
     std::atomic<u64> kicks_{0};
     u64 shootdown_seen_ = 0;
+    std::vector<u64> shot_pages_;  // acknowledge_shootdown's scratch: the pages named since shootdown_seen_
     std::atomic<bool> report_requested_{false};
     static constexpr u32 kNoHomeRequest = ~0u;
     std::atomic<u32> home_request_{kNoHomeRequest};

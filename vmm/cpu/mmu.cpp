@@ -1,6 +1,7 @@
 // The MMU: segment map and JTLB translation (MD00091 ch. 4), the TLB
 // instructions, the soft TLB that caches translations for the fast path, and
 // the memory slow paths (RAM, MMIO, faults).
+#include <algorithm>
 #include <bit>
 
 #include "vmm/cpu/cpu.hpp"
@@ -168,8 +169,19 @@ void Cpu::acknowledge_shootdown() {
     // Read the epoch first: everything the initiator published before it is
     // seen by the fills that follow the drop.
     const u64 epoch = bus_.shootdown->epoch();
-    if (!bus_.shootdown->pages_since(shootdown_seen_, epoch, [this](u64 ppage) { drop_guest_page(ppage); }))
+    shot_pages_.clear();
+    if (!bus_.shootdown->pages_since(shootdown_seen_, epoch, [this](u64 ppage) { shot_pages_.push_back(ppage); })) {
         flush_soft_tlb();
+    } else if (shot_pages_.size() <= 4) {
+        for (u64 ppage : shot_pages_) drop_guest_page(ppage);
+    } else {
+        // A batch (a policy's migrations): one pass over the soft TLB, not one per page.
+        std::sort(shot_pages_.begin(), shot_pages_.end());
+        for (auto& set : stlb_sets_)
+            for (auto& e : set)
+                if (std::binary_search(shot_pages_.begin(), shot_pages_.end(), e.ppage))
+                    e = SoftTlbEntry{kNoTag, kNoTag, kNoTag, 0, 0};
+    }
     shootdown_seen_ = epoch;
     bus_.shootdown->acknowledge(index_, epoch);
 }

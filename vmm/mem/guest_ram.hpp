@@ -179,6 +179,12 @@ public:
 
     // ---- page operations (monitor-internal API) ----
     Result<void, PageOpError> migrate(u64 ppage, NodeId node);
+    /// migrate() for many pages to one node, with two shootdowns for all of
+    /// them instead of two each (what makes a policy's batch of moves cheap
+    /// when the vCPUs are busy: each shootdown waits for every running vCPU to
+    /// reach a safe point). One result per page, in order; a page that fails
+    /// is left as it was and the others still move.
+    std::vector<Result<void, PageOpError>> migrate_many(std::span<const u64> ppages, NodeId node);
     Result<void, PageOpError> replicate(u64 ppage);
     Result<void, PageOpError> collapse(u64 ppage);
     /// Transparent page sharing (Disco §4.3, ESX's content-based sharing):
@@ -224,6 +230,9 @@ private:
     Result<u32, PageOpError> claim(const PageRef& p);
     /// Makes every vCPU drop its soft-TLB entries for the page.
     void shoot_down(u64 ppage);
+    void shoot_down_pages(std::span<const u64> ppages);
+    /// migrate()'s checks and claim for one page of a batch: the fresh frame on `node`.
+    Result<MachineFrame, PageOpError> claim_for_migration(u64 ppage, NodeId node);
     /// Points every node's view of the page at its primary frame.
     static void show_primary(const PageRef& p);
     Result<void, PageOpError> collapse_locked(const PageRef& p, u32 old_state);

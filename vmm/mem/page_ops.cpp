@@ -17,6 +17,7 @@
 // frame, whose bytes are identical because no write can happen after the first.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -41,10 +42,12 @@ Result<u32, PageOpError> GuestRam::claim(const PageRef& p) {
     }
 }
 
-void GuestRam::shoot_down(u64 ppage) {
-    if (!shootdown_) return;
+void GuestRam::shoot_down(u64 ppage) { shoot_down_pages(std::span<const u64>(&ppage, 1)); }
+
+void GuestRam::shoot_down_pages(std::span<const u64> ppages) {
+    if (!shootdown_ || ppages.empty()) return;
     const auto t0 = std::chrono::steady_clock::now();
-    shootdown_->shoot_down(ppage);
+    shootdown_->shoot_down_pages(ppages);
     ops_->stats.shootdowns.fetch_add(1, std::memory_order_relaxed);
     ops_->stats.shootdown_ns.fetch_add(
         static_cast<u64>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0).count()),
@@ -89,8 +92,7 @@ void GuestRam::for_each_frame(const std::function<void(u64, MachineFrame, u32)>&
     }
 }
 
-Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
-    std::lock_guard<std::mutex> lock(ops_->mutex);
+Result<MachineFrame, PageOpError> GuestRam::claim_for_migration(u64 ppage, NodeId node) {
     auto p = page(ppage);
     if (!p) return fail(op_error(PageOpError::Kind::NotRam, fmt::format("page {:#x} is not RAM", ppage)));
     RamRegion& r = *p->region;
@@ -114,18 +116,61 @@ Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
         st.store(before, std::memory_order_release);
         return fail(op_error(PageOpError::Kind::NoMemory, fresh.error().message));
     }
-    shoot_down(ppage);  // nobody writes `old` from here on
-    std::memcpy(mm_->host(*fresh), mm_->host(old), kPageSize);
-    const FrameUser user{r.vm_id_, ppage};
-    (void)mm_->add_user(*fresh, user);
-    (void)mm_->remove_user(old, user);
-    r.frames_[p->index] = *fresh;
-    show_primary(*p);
-    shoot_down(ppage);  // nobody reads `old` from here on
-    (void)mm_->release(old);
-    st.store(before & ~(page_state::kMoving | page_state::kDenyWrite), std::memory_order_release);
-    ops_->stats.migrations.fetch_add(1, std::memory_order_relaxed);
-    return {};
+    return *fresh;
+}
+
+Result<void, PageOpError> GuestRam::migrate(u64 ppage, NodeId node) {
+    return std::move(migrate_many(std::span<const u64>(&ppage, 1), node).front());
+}
+
+std::vector<Result<void, PageOpError>> GuestRam::migrate_many(std::span<const u64> ppages, NodeId node) {
+    std::lock_guard<std::mutex> lock(ops_->mutex);
+    std::vector<Result<void, PageOpError>> results;
+    results.reserve(ppages.size());
+    struct Move {
+        u64 ppage;
+        PageRef ref;
+        MachineFrame fresh;
+    };
+    std::vector<Move> moves;
+    std::vector<u64> moving;
+    for (u64 ppage : ppages) {
+        // A page named twice moves once; the second is on the node by then.
+        if (std::find(moving.begin(), moving.end(), ppage) != moving.end()) {
+            results.emplace_back(fail(op_error(PageOpError::Kind::AlreadyThere, "page is named twice")));
+            continue;
+        }
+        auto fresh = claim_for_migration(ppage, node);
+        if (!fresh) {
+            results.emplace_back(fail(fresh.error()));
+            continue;
+        }
+        results.emplace_back();
+        moves.push_back(Move{ppage, *page(ppage), *fresh});
+        moving.push_back(ppage);
+    }
+    shoot_down_pages(moving);  // nobody writes the old frames from here on
+    std::vector<MachineFrame> old_frames;
+    for (const Move& m : moves) {
+        RamRegion& r = *m.ref.region;
+        const MachineFrame old = r.frames_[m.ref.index];
+        std::memcpy(mm_->host(m.fresh), mm_->host(old), kPageSize);
+        const FrameUser user{r.vm_id_, m.ppage};
+        (void)mm_->add_user(m.fresh, user);
+        (void)mm_->remove_user(old, user);
+        r.frames_[m.ref.index] = m.fresh;
+        show_primary(m.ref);
+        old_frames.push_back(old);
+    }
+    shoot_down_pages(moving);  // nobody reads the old frames from here on
+    for (usize i = 0; i < moves.size(); ++i) {
+        (void)mm_->release(old_frames[i]);
+        std::atomic<u32>& st = moves[i].ref.region->state(moves[i].ref.index);
+        st.store(st.load(std::memory_order_relaxed) & ~(page_state::kMoving | page_state::kDenyWrite),
+                 std::memory_order_release);
+    }
+    ops_->stats.migrations.fetch_add(moves.size(), std::memory_order_relaxed);
+    return results;
 }
 
 Result<void, PageOpError> GuestRam::replicate(u64 ppage) {

@@ -7,13 +7,19 @@ namespace disco {
 
 Shootdown::Shootdown(unsigned vcpus) : n_(vcpus), slots_(new Slot[vcpus]) {}
 
-unsigned Shootdown::shoot_down(u64 ppage) {
-    requests_.fetch_add(1, std::memory_order_relaxed);
+unsigned Shootdown::shoot_down(u64 ppage) { return shoot_down_pages(std::span<const u64>(&ppage, 1)); }
+
+unsigned Shootdown::shoot_down_pages(std::span<const u64> ppages) {
+    if (ppages.empty()) return 0;
+    requests_.fetch_add(ppages.size(), std::memory_order_relaxed);
     // Initiators take epochs one at a time, so that each epoch's page is
     // recorded before any vCPU can see the epoch.
     std::lock_guard<std::mutex> lock(initiators_);
-    const u64 target = epoch_.load(std::memory_order_relaxed) + 1;
-    recent_[target % kRecent].store(ppage, std::memory_order_release);
+    const u64 first = epoch_.load(std::memory_order_relaxed) + 1;
+    const u64 target = first + ppages.size() - 1;
+    // Only the last kRecent matter: a vCPU further behind flushes everything.
+    for (u64 e = ppages.size() > kRecent ? target - kRecent + 1 : first; e <= target; ++e)
+        recent_[e % kRecent].store(ppages[e - first], std::memory_order_release);
     // seq_cst: the bump must be ordered after the caller's pmap update and
     // before the loads of the vCPUs' slots below (a Dekker-style handshake
     // with enter_quiescent / leave_quiescent).

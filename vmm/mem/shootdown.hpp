@@ -25,6 +25,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <span>
 
 #include "vmm/util/types.hpp"
 
@@ -33,7 +34,11 @@ namespace disco {
 class Shootdown {
 public:
     /// How many recent requests' pages are remembered; a vCPU further behind flushes everything.
-    static constexpr unsigned kRecent = 64;
+    /// As many as a page-migration batch names (numad's pages-migrate: up to
+    /// 1024), so that a batch drops just its pages rather than flushing every
+    /// vCPU's soft TLB: a flush costs a refill of each entry, which the access
+    /// counters would count as accesses. 8 KiB per VM.
+    static constexpr unsigned kRecent = 1024;
 
     explicit Shootdown(unsigned vcpus);
     unsigned vcpus() const { return n_; }
@@ -42,6 +47,10 @@ public:
     /// page `ppage` that it held when called. Returns the number of vCPUs
     /// that had to acknowledge (not quiescent).
     unsigned shoot_down(u64 ppage);
+    /// The same for several pages with one wait: each page gets its own epoch
+    /// (so vCPUs drop just those, or flush all when there are more than
+    /// kRecent), and the initiator waits once, for the last of them.
+    unsigned shoot_down_pages(std::span<const u64> ppages);
 
     // ---- vCPU side (its own thread) ----
     u64 epoch() const { return epoch_.load(std::memory_order_acquire); }

@@ -274,3 +274,32 @@ TEST_CASE("RAM placement: one run at home, interleaved, or each page on a random
     CHECK(per_node(RamPlacement::Random, 4) != random);                // another VM's differs
     CHECK(mm->totals().frames_in_use == 0);
 }
+
+TEST_CASE("migrate_many moves a batch with two shootdowns and refuses what it cannot move", "[page-ops]") {
+    const auto mm = test::test_machine_memory(2, 4 << 20);
+    test::TestVmRam vm(*mm, 1, 64 * kPageSize);
+    GuestRam& ram = vm.ram;
+    for (u64 p = 0; p < 8; ++p) {
+        const u8 mark[1] = {static_cast<u8>(0x30 + p)};
+        REQUIRE(ram.write(GuestPhysAddr(p * kPageSize), mark));
+    }
+    REQUIRE(ram.replicate(5));
+    const u64 shootdowns = ram.page_op_stats().shootdowns.load();
+    const u64 batch[] = {0, 1, 2, 5, 2, 999, 7};
+    const auto results = ram.migrate_many(batch, 1);
+    REQUIRE(results.size() == 7);
+    CHECK(results[0]);
+    CHECK(results[1]);
+    CHECK(results[2]);
+    CHECK(results[3].error().kind == PageOpError::Kind::NotMovable);    // replicated
+    CHECK(results[4].error().kind == PageOpError::Kind::AlreadyThere);  // named twice
+    CHECK(results[5].error().kind == PageOpError::Kind::NotRam);
+    CHECK(results[6]);
+    CHECK(ram.page_op_stats().shootdowns.load() - shootdowns == 2);
+    for (u64 p : {0, 1, 2, 7}) {
+        CHECK(*ram.node_of(p) == 1);
+        CHECK(ram.host_page(GuestPhysAddr(p * kPageSize))[0] == 0x30 + p);
+        CHECK(*ram.state_of(p) == 0);
+    }
+    CHECK(*ram.node_of(3) == 0);
+}
