@@ -217,3 +217,35 @@ TEST_CASE("vcpu-pin re-homes a running vCPU: its node, and the node its accesses
         return p && (*p)["counts"][1].get<u64>() > 0;
     }));
 }
+
+TEST_CASE("pages-migrate moves a batch and lists the pages it could not move", "[control][numa]") {
+    ControlFixture f(2);
+    auto s = negotiated(*f.commands);
+    start_toucher(f, s);
+    f.events->take();
+    const json reply = run(s, vendor("pages-migrate"),
+                           {{"vm", "t"}, {"gpas", {kTouchedStore, kTouchedLoad, 0x1F020000}}, {"node", 1}});
+    REQUIRE(reply.contains("return"));
+    CHECK(reply["return"]["node"] == 1);
+    CHECK(reply["return"]["migrated"] == json::array({kTouchedStore, kTouchedLoad}));
+    REQUIRE(reply["return"]["failed"].size() == 1);
+    CHECK(reply["return"]["failed"][0]["gpa"] == 0x1F020000);
+    CHECK(reply["return"]["failed"][0]["desc"].get<std::string>().find("is not RAM") != std::string::npos);
+    const auto events = events_named(*f.events, "PAGES_MIGRATED");
+    REQUIRE(events.size() == 1);
+    CHECK(json::parse(events[0]) == json{{"vm", "t"}, {"to", 1}, {"gpas", {kTouchedStore, kTouchedLoad}}});
+    const json hot = run(s, vendor("hot-pages"), {{"vm", "t"}})["return"];
+    for (const auto gpa : {kTouchedStore, kTouchedLoad}) {
+        const auto p = page_entry(hot, gpa);
+        if (p) CHECK((*p)["home"] == 1);
+    }
+    // Bad batches: empty, too long, not integers; the session goes on.
+    CHECK(error_desc(run(s, vendor("pages-migrate"), {{"vm", "t"}, {"gpas", json::array()}, {"node", 0}}))
+              .find("1 to 1024") != std::string::npos);
+    CHECK(error_desc(run(s, vendor("pages-migrate"),
+                         {{"vm", "t"}, {"gpas", std::vector<u64>(1025, kTouchedStore)}, {"node", 0}}))
+              .find("1 to 1024") != std::string::npos);
+    CHECK(error_desc(run(s, vendor("pages-migrate"), {{"vm", "t"}, {"gpas", {"x"}}, {"node", 0}})).find("integers") !=
+          std::string::npos);
+    CHECK(run(s, "query-version").contains("return"));
+}
