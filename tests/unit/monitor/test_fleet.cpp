@@ -203,9 +203,12 @@ TEST_CASE("a VM's console can be a pty that keeps its output for whoever attache
 
     const int user = ::open(where.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     REQUIRE(user >= 0);
+    // The whole line, not just its start: the pty may hand it over in pieces,
+    // and a loaded host may take a while (up to 10 s) to deliver them.
+    const std::string expected = "Hello from the disco bare-metal guest";
     std::string seen;
     char buf[512];
-    for (int i = 0; i < 100 && seen.find("Hello from") == std::string::npos; ++i) {
+    for (int i = 0; i < 500 && seen.find(expected) == std::string::npos; ++i) {
         pollfd p{user, POLLIN, 0};
         if (::poll(&p, 1, 20) > 0) {
             const ssize_t n = ::read(user, buf, sizeof buf);
@@ -213,7 +216,7 @@ TEST_CASE("a VM's console can be a pty that keeps its output for whoever attache
         }
     }
     ::close(user);
-    CHECK(seen.find("Hello from the disco bare-metal guest") != std::string::npos);
+    CHECK(seen.find(expected) != std::string::npos);
 }
 
 TEST_CASE("a fleet refuses a second VM of the same name and a console it cannot open", "[fleet]") {
