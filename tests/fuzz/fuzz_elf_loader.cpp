@@ -1,14 +1,8 @@
 // libFuzzer target: the kernel loader must load or reject any bytes, never
 // crash, hang or touch memory it does not own. The bytes go to a memfd and
 // reach the loader by path, the way a kernel file does.
-//
-// Not part of the meson build (it needs clang's libFuzzer). From the
-// repository root, with a clang whose C++23 mode can use libstdc++'s
-// <expected> (clang 16 or later):
-//   clang++ -std=c++2b -O1 -g -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/fuzz_elf_loader.cpp vmm/board/elf_loader.cpp vmm/mem/guest_ram.cpp \
-//     -lelf -lfmt -o fuzz_elf_loader
-//   ./fuzz_elf_loader -max_len=4096 CORPUS_DIR   # seed CORPUS_DIR with build/guest-kernel/*.elf
+// Built by the meson build with -Dfuzz=true and clang 16 (tests/fuzz/meson.build);
+// tools/setup --test runs it for a bounded time.
 #include <sys/mman.h>
 #include <unistd.h>
 
