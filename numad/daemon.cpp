@@ -15,6 +15,7 @@
 #include "numad/decision_log.hpp"
 #include "numad/monitor_api.hpp"
 #include "numad/perf_sampler.hpp"
+#include "numad/sampled_pages.hpp"
 #include "numad/status_file.hpp"
 #include "numad/stock_numad.hpp"
 #include "numad/topology.hpp"
@@ -68,11 +69,12 @@ bool connection_lost(const ClientError& e) { return e.kind != ClientError::Kind:
 
 class Daemon {
 public:
-    Daemon(const Options& o, DecisionLog log)
+    Daemon(const Options& o, DecisionLog log, SampleSource samples)
         : options_(o),
           status_path_(o.status_file.empty() ? default_status_path() : o.status_file),
           log_(std::move(log)),
-          policy_(o.policy) {
+          policy_(o.policy),
+          sample_source_(std::move(samples)) {
         status_.pid = getpid();
         status_.socket = o.socket;
         status_.dry_run = o.dry_run;
@@ -135,17 +137,26 @@ private:
         status_.topology.clear();
         describe_topology();
         if (auto numad = find_stock_numad()) say("{}", stock_numad_warning(*numad, client_->peer_pid()));
-        if (!perf_ && client_->peer_pid() > 0) {
+        if (sample_source_ && !perf_reported_) {
+            status_.access_source = "monitor counters + given samples";
+            say("access source: {}", status_.access_source);
+            perf_reported_ = true;
+        }
+        samples_usable_ = true;                                        // a restarted monitor may resolve them
+        if (perf_ && perf_pid_ != client_->peer_pid()) perf_.reset();  // a new monitor process
+        if (!sample_source_ && !perf_ && client_->peer_pid() > 0) {
             auto p = PerfSampler::open(client_->peer_pid());
             if (p) {
                 perf_.emplace(std::move(*p));
-                status_.access_source = "monitor counters (+ perf cache-miss samples, counted only)";
+                perf_pid_ = client_->peer_pid();
+                status_.access_source = "monitor counters + perf cache-miss samples";
             } else if (!perf_reported_) {
                 status_.access_source = "monitor soft-TLB fill counters (perf sampling unavailable)";
             }
             if (!perf_reported_) say("access source: {}{}", status_.access_source, p ? "" : ": " + p.error().message);
             perf_reported_ = true;
         }
+        if (perf_) status_.access_source = "monitor counters + perf cache-miss samples";
     }
 
     /// Asks the monitor for its nodes; logged when the description changes.
@@ -170,9 +181,22 @@ private:
         ++interval_;
         auto batch = pull_hot_pages(*client_, options_.batch, /*reset=*/true);
         if (!batch) return lost(batch.error());
-        if (perf_) perf_->drain();
         if (nodes_seen_ && batch->nodes != *nodes_seen_) {  // the first VM started, or the monitor changed
             describe_topology();
+        }
+        if (perf_ || sample_source_) {
+            const std::vector<PerfSample> samples = sample_source_ ? sample_source_() : perf_->drain();
+            if (!samples.empty() && samples_usable_) {
+                auto merged = add_sampled_accesses(*client_, *batch, samples, options_.sample_weight);
+                if (!merged && connection_lost(merged.error())) return lost(merged.error());
+                if (!merged) {
+                    // A monitor without resolve-addresses (or one that refuses it): asking again
+                    // each interval would not help; its counters go on alone.
+                    say("perf samples not used: {}", merged.error().message);
+                    status_.access_source = "monitor soft-TLB fill counters (the monitor cannot resolve samples)";
+                    samples_usable_ = false;
+                }
+            }
         }
         std::uint64_t moved = 0;
         // What the monitor said about one decision: its log line, the policy's history, the figures.
@@ -287,7 +311,10 @@ private:
     Policy policy_;
     Signals signals_;
     std::optional<MonitorClient> client_;
+    SampleSource sample_source_;
     std::optional<PerfSampler> perf_;
+    pid_t perf_pid_ = 0;  // the monitor process perf_ samples
+    bool samples_usable_ = true;
     bool perf_reported_ = false;
     bool status_error_reported_ = false;
     std::string last_connect_error_;
@@ -300,13 +327,13 @@ private:
 
 }  // namespace
 
-int run_daemon(const Options& options) {
+int run_daemon(const Options& options, SampleSource samples) {
     auto log = DecisionLog::open(options.log_file);
     if (!log) {
         say("{}", log.error().message);
         return 2;
     }
-    Daemon daemon(options, std::move(*log));
+    Daemon daemon(options, std::move(*log), std::move(samples));
     return daemon.run();
 }
 

@@ -152,6 +152,40 @@ Result<std::vector<std::pair<std::uint64_t, std::string>>, ClientError> migrate_
     }
 }
 
+Result<ResolvedSamples, ClientError> parse_resolved(const json& reply) {
+    static constexpr const char* command = "__com.disco-project_resolve-addresses";
+    try {
+        ResolvedSamples r;
+        for (const json& p : array_field(reply, "pages", "reply")) {
+            ResolvedPage page;
+            page.vm = string_field(p, "vm", "page");
+            page.gpa = unsigned_field(p, "gpa", "page");
+            page.node = static_cast<unsigned>(unsigned_field(p, "node", "page", max_nodes - 1));
+            page.state = page_state(string_field(p, "state", "page"));
+            if (p.contains("accessor_node"))
+                page.accessor_node = static_cast<unsigned>(unsigned_field(p, "accessor_node", "page", max_nodes - 1));
+            r.pages.push_back(std::move(page));
+        }
+        r.unresolved = unsigned_field(reply, "unresolved", "reply");
+        return r;
+    } catch (const BadReply& e) {
+        return fail(bad_reply(command, e.what));
+    } catch (const json::exception& e) {
+        return fail(bad_reply(command, e.what()));
+    }
+}
+
+Result<ResolvedSamples, ClientError> resolve_addresses(MonitorClient& client, std::span<const PerfSample> samples) {
+    json batch = json::array();
+    for (const PerfSample& s : samples) {
+        json sample = {{"addr", s.addr}};
+        if (s.tid > 0) sample["tid"] = s.tid;
+        batch.push_back(std::move(sample));
+    }
+    const json reply = DISCO_TRY(client.execute("__com.disco-project_resolve-addresses", {{"samples", batch}}));
+    return parse_resolved(reply);
+}
+
 Result<std::vector<unsigned>, ClientError> replicate_page(MonitorClient& client, const std::string& vm,
                                                           std::uint64_t gpa) {
     static constexpr const char* command = "__com.disco-project_page-replicate";

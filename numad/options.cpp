@@ -39,6 +39,7 @@ std::vector<Setting> settings(Options& o) {
         {"bounce-limit", &p.bounce_limit, "bounces of one page before it is frozen"},
         {"freeze-intervals", &p.freeze_intervals, "intervals a frozen page stays frozen; 0: for good"},
         {"forget-after", &p.forget_after, "intervals after which an unseen page's history is dropped"},
+        {"sample-weight", &o.sample_weight, "accesses one perf sample of a page stands for (1..1000000)"},
         {"timeout-ms", &o.timeout_ms, "longest wait for one monitor reply (100..600000)"},
         {"max-backoff-ms", &o.max_backoff_ms, "longest pause between reconnection attempts (100..3600000)"},
         {"exit-on-disconnect", &o.exit_on_disconnect, "exit (status 1) when the monitor goes away, not reconnect"},
@@ -59,6 +60,8 @@ std::string check_ranges(const Options& o) {
         return fmt::format("--timeout-ms must be in 100..600000, got {}", o.timeout_ms);
     if (o.max_backoff_ms < 100 || o.max_backoff_ms > 3'600'000)
         return fmt::format("--max-backoff-ms must be in 100..3600000, got {}", o.max_backoff_ms);
+    if (o.sample_weight < 1 || o.sample_weight > 1'000'000)
+        return fmt::format("--sample-weight must be in 1..1000000, got {}", o.sample_weight);
     if (std::string e = validate(o.policy); !e.empty()) return e;
     return {};
 }

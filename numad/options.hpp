@@ -14,6 +14,10 @@ struct Options {
     unsigned batch = 256;  // hot pages pulled per interval (the monitor allows 1..4096)
     unsigned timeout_ms = 5000;
     unsigned max_backoff_ms = 10000;
+    /// Accesses one perf sample stands for (numad/README.md): a sample is taken every
+    /// PerfSampler::default_period (10007) cache misses; 32 makes four samples of one page in
+    /// an interval reach the default hot threshold (128).
+    unsigned sample_weight = 32;
     bool exit_on_disconnect = false;
     bool once = false;
     bool dry_run = false;

@@ -66,25 +66,63 @@ PerfSampler::~PerfSampler() {
     if (fd_ >= 0) close(fd_);
 }
 
-std::uint64_t PerfSampler::drain() {
-    if (!ring_) return 0;
-    auto* meta = static_cast<perf_event_mmap_page*>(ring_);
-    const auto* data = static_cast<const unsigned char*>(ring_) + meta->data_offset;
-    const std::uint64_t size = meta->data_size;
-    const std::uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
-    std::uint64_t tail = meta->data_tail;
-    std::uint64_t found = 0;
-    while (tail + sizeof(perf_event_header) <= head) {
-        perf_event_header header;
-        for (std::size_t i = 0; i < sizeof(header); ++i)
-            reinterpret_cast<unsigned char*>(&header)[i] = data[(tail + i) % size];
-        if (header.size == 0) break;
-        if (header.type == PERF_RECORD_SAMPLE) ++found;  // pid/tid, then addr: see the TODO in the header
-        tail += header.size;
+RingParse parse_perf_ring(std::span<const unsigned char> data, std::uint64_t tail, std::uint64_t head,
+                          std::vector<PerfSample>& out) {
+    RingParse r{tail, 0, 0};
+    const std::uint64_t size = data.size();
+    if (size == 0 || (size & (size - 1)) != 0 || head < tail || head - tail > size) {
+        r.tail = head;  // not a ring, or a head that is not one: nothing in it can be trusted
+        if (head != tail) ++r.malformed;
+        return r;
     }
-    __atomic_store_n(&meta->data_tail, tail, __ATOMIC_RELEASE);
-    samples_ += found;
-    return found;
+    const auto copy = [&](std::uint64_t at, void* to, std::size_t n) {
+        auto* bytes = static_cast<unsigned char*>(to);
+        for (std::size_t i = 0; i < n; ++i) bytes[i] = data[(at + i) & (size - 1)];
+    };
+    while (r.tail < head) {
+        const std::uint64_t left = head - r.tail;
+        perf_event_header header{};
+        if (left < sizeof(header) || (copy(r.tail, &header, sizeof(header)), header.size < sizeof(header)) ||
+            header.size % 8 != 0 || header.size > left) {
+            ++r.malformed;
+            r.tail = head;
+            break;
+        }
+        ++r.records;
+        if (header.type == PERF_RECORD_SAMPLE) {
+            struct {
+                std::uint32_t pid, tid;
+                std::uint64_t addr;
+            } body{};
+            static_assert(sizeof(body) == 16);
+            if (header.size < sizeof(header) + sizeof(body)) {
+                ++r.malformed;  // too short for what was asked: skip it, the size still holds
+            } else {
+                copy(r.tail + sizeof(header), &body, sizeof(body));
+                if (body.addr != 0) out.push_back(PerfSample{body.addr, body.tid});
+            }
+        }
+        r.tail += header.size;
+    }
+    return r;
+}
+
+std::vector<PerfSample> PerfSampler::drain() {
+    std::vector<PerfSample> out;
+    if (!ring_) return out;
+    auto* meta = static_cast<perf_event_mmap_page*>(ring_);
+    // Kernels before 4.1 leave data_offset/data_size 0: the data then follow the first page.
+    const std::uint64_t page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    const std::uint64_t offset = meta->data_offset ? meta->data_offset : page;
+    const std::uint64_t size = meta->data_size ? meta->data_size : ring_bytes_ - page;
+    if (offset > ring_bytes_ || size > ring_bytes_ - offset) return out;
+    const auto* data = static_cast<const unsigned char*>(ring_) + offset;
+    const std::uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
+    const RingParse r = parse_perf_ring({data, static_cast<std::size_t>(size)}, meta->data_tail, head, out);
+    __atomic_store_n(&meta->data_tail, r.tail, __ATOMIC_RELEASE);
+    samples_ += out.size();
+    malformed_ += r.malformed;
+    return out;
 }
 
 }  // namespace disco::numad

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -163,6 +164,69 @@ NumaResult numa_hot_pages(Fleet& fleet, EventQueue*, const json& args) {
     std::stable_sort(pages.begin(), pages.end(),
                      [](const json& a, const json& b) { return a["total"].get<u64>() > b["total"].get<u64>(); });
     return reply;
+}
+
+NumaResult numa_resolve_addresses(Fleet& fleet, EventQueue*, const json& args) {
+    const json& samples = args["samples"];
+    if (samples.empty() || samples.size() > kMaxResolveBatch)
+        return std::unexpected(fmt::format("Parameter 'samples' must hold 1 to {} samples", kMaxResolveBatch));
+    struct Sample {
+        u64 addr = 0;
+        std::optional<int> tid;
+    };
+    std::vector<Sample> wanted;
+    for (const json& s : samples) {
+        if (!s.is_object() || !s.contains("addr"))
+            return std::unexpected("Parameter 'samples': each sample must be an object {addr, tid?}");
+        Sample w;
+        for (const auto& [key, value] : s.items()) {
+            if (key != "addr" && key != "tid")
+                return std::unexpected(fmt::format("Parameter 'samples': a sample's {} is unexpected", cited(key)));
+            if (!value.is_number_integer())
+                return std::unexpected(fmt::format("Parameter 'samples': a sample's '{}' must be an integer", key));
+            const auto v =
+                int_arg(s, key.c_str(), key == "tid" ? 1 : 0, key == "tid" ? std::numeric_limits<int>::max() : ~0ull);
+            if (!v) return std::unexpected("Parameter 'samples': " + v.error());
+            if (key == "addr")
+                w.addr = *v;
+            else
+                w.tid = static_cast<int>(*v);
+        }
+        wanted.push_back(w);
+    }
+    json pages = json::array();
+    const auto mm = fleet.machine_memory();
+    if (!mm) return json{{"pages", std::move(pages)}, {"unresolved", wanted.size()}};
+    // Frames first (lock-free); then which vCPU thread each TID is (in any VM: a vCPU may touch
+    // another VM's shared frame), then each running VM's users among the frames.
+    std::vector<std::optional<MachineMemory::HostAddressOwner>> owners;
+    for (const Sample& w : wanted) owners.push_back(mm->resolve_host_address(w.addr));
+    std::map<int, unsigned> homes;  // host TID -> the vCPU's home node
+    fleet.for_each_running([&](const std::string&, u32, Vm& vm) {
+        for (unsigned i = 0; i < vm.vcpu_count(); ++i)
+            if (const int tid = vm.vcpu_thread_id(i); tid > 0) homes[tid] = vm.home_node(i);
+    });
+    std::vector<bool> resolved(wanted.size(), false);
+    fleet.for_each_running([&](const std::string& name, u32 id, Vm& vm) {
+        for (usize i = 0; i < wanted.size(); ++i) {
+            if (!owners[i]) continue;
+            for (const FrameUser& u : owners[i]->users) {
+                if (u.vm != id) continue;
+                const auto state = vm.ram().state_of(u.gppage);
+                if (!state) continue;  // unmapped since
+                json page = {{"vm", name},
+                             {"gpa", u.gppage << kPageShift},
+                             {"node", owners[i]->node},
+                             {"state", state_name(*state)}};
+                if (const auto it = wanted[i].tid ? homes.find(*wanted[i].tid) : homes.end(); it != homes.end())
+                    page["accessor_node"] = it->second;
+                pages.push_back(std::move(page));
+                resolved[i] = true;
+            }
+        }
+    });
+    const auto unresolved = std::count(resolved.begin(), resolved.end(), false);
+    return json{{"pages", std::move(pages)}, {"unresolved", unresolved}};
 }
 
 NumaResult numa_page_migrate(Fleet& fleet, EventQueue* events, const json& args) {

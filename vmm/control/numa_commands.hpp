@@ -27,6 +27,12 @@ NumaResult numa_hot_pages(monitor::Fleet& fleet, EventQueue* events, const nlohm
 /// PAGES_MIGRATED {vm, to, gpas} for the pages that moved.
 inline constexpr u64 kMaxMigrateBatch = 1024;
 NumaResult numa_pages_migrate(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
+/// resolve-addresses {samples: [{addr, tid?}] (1..kMaxResolveBatch)} -> {pages: [{vm, gpa,
+/// node, state, accessor_node?}], unresolved}: host virtual addresses (PMU samples of the
+/// monitor's accesses) turned into the guest pages whose machine frame holds them, one entry
+/// per user of the frame; accessor_node is the home node of the vCPU whose host thread is tid.
+inline constexpr u64 kMaxResolveBatch = 1024;
+NumaResult numa_resolve_addresses(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 /// page-migrate {vm, gpa, node} -> {node}; event PAGE_MIGRATED
 NumaResult numa_page_migrate(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 /// page-replicate {vm, gpa} -> {nodes}; event PAGE_REPLICATED

@@ -28,7 +28,7 @@ std::string vendor(std::string_view name) { return std::string(kVendorPrefix) + 
 
 // ---- Arguments ------------------------------------------------------------
 
-enum class ArgType { String, Bool, Object, StringList, Int, IntList };
+enum class ArgType { String, Bool, Object, StringList, Int, IntList, ObjectList };
 
 struct ArgSpec {
     std::string_view name;
@@ -50,6 +50,8 @@ std::string_view type_name(ArgType t) {
             return "integer";
         case ArgType::IntList:
             return "array of integers";
+        case ArgType::ObjectList:
+            return "array of objects";
     }
     return "?";
 }
@@ -68,6 +70,8 @@ bool has_type(const json& v, ArgType t) {
             return v.is_number_integer();
         case ArgType::IntList:
             return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_number_integer(); });
+        case ArgType::ObjectList:
+            return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_object(); });
     }
     return false;
 }
@@ -278,6 +282,7 @@ const std::vector<CommandSpec>& command_table() {
             {vendor("pages-migrate"),
              {vm_required, {"gpas", ArgType::IntList, true}, {"node", ArgType::Int, true}},
              cmd_numa<numa_pages_migrate>},
+            {vendor("resolve-addresses"), {{"samples", ArgType::ObjectList, true}}, cmd_numa<numa_resolve_addresses>},
             {vendor("page-replicate"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_replicate>},
             {vendor("page-collapse"), {vm_required, {"gpa", ArgType::Int, true}}, cmd_numa<numa_page_collapse>},
             {vendor("numa"), {vm_optional}, cmd_numa<numa_topology>},

@@ -218,6 +218,12 @@ Result<std::vector<FrameUser>, MemoryError> MachineMemory::users(MachineFrame f)
 
 usize MachineMemory::user_count(MachineFrame f) const { return contains(f) ? rmap_->count(f.index) : 0; }
 
+std::optional<MachineMemory::HostAddressOwner> MachineMemory::resolve_host_address(u64 address) const {
+    const auto frame = frame_of(reinterpret_cast<const u8*>(static_cast<uintptr_t>(address)));
+    if (!frame) return std::nullopt;
+    return HostAddressOwner{*frame, node_of(*frame), rmap_->users(frame->index)};
+}
+
 NodeStats MachineMemory::node_stats(NodeId node) const {
     const NodePool& p = *pools_[node];
     const u64 free = p.free_frames();

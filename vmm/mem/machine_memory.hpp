@@ -171,6 +171,18 @@ public:
     /// 0 for a frame beyond machine memory.
     usize user_count(MachineFrame f) const;
 
+    /// What a host virtual address inside machine memory belongs to: its frame,
+    /// the frame's node and the reverse map's users of it (several for a shared
+    /// frame, none for a free one). Nothing for an address outside every node's
+    /// pool (a PMU sample of the monitor's own data, say). Any thread; the users
+    /// are a snapshot.
+    struct HostAddressOwner {
+        MachineFrame frame;
+        NodeId node = 0;
+        std::vector<FrameUser> users;
+    };
+    std::optional<HostAddressOwner> resolve_host_address(u64 address) const;
+
     // --- Statistics ---------------------------------------------------------
     /// Precondition: node < node_count().
     NodeStats node_stats(NodeId node) const;

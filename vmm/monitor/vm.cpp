@@ -112,6 +112,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
     vm->ram_.set_dma_observer([code = vm->code_.get()](u64 ppage) { code->note_write(ppage); });
     Vm* self = vm.get();
     vm->homes_ = std::make_unique<std::atomic<unsigned>[]>(cfg.smp);
+    vm->tids_ = std::make_unique<std::atomic<int>[]>(cfg.smp);
     for (unsigned i = 0; i < cfg.smp; ++i)
         vm->homes_[i].store(vm->machine_memory_ ? i % vm->machine_memory_->node_count() : 0);
     for (unsigned i = 0; i < cfg.smp; ++i) {
@@ -181,6 +182,7 @@ VmExit Vm::run() {
     threads.reserve(vcpus_.size());
     for (unsigned i = 0; i < vcpus_.size(); ++i) {
         threads.emplace_back([this, i, engine = vcpus_[i].get()] {
+            tids_[i].store(static_cast<int>(gettid()), std::memory_order_relaxed);
             set_current_vcpu(i);
             bind_to_home_node(i);
             const u64 budget = max_insns_ ? max_insns_ : ~0ull;
@@ -203,6 +205,10 @@ VmExit Vm::run() {
     }
     run_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return exit_;
+}
+
+int Vm::vcpu_thread_id(unsigned vcpu) const {
+    return vcpu < vcpus_.size() ? tids_[vcpu].load(std::memory_order_relaxed) : 0;
 }
 
 void Vm::bind_to_home_node(unsigned vcpu) {

@@ -85,6 +85,9 @@ public:
     /// The NUMA node vCPU i calls home.
     unsigned home_node(unsigned vcpu) const;
     unsigned vcpu_count() const { return static_cast<unsigned>(vcpus_.size()); }
+    /// vCPU i's host thread id (gettid()), recorded when its thread starts; 0
+    /// before that or for a vCPU that does not exist (any thread).
+    int vcpu_thread_id(unsigned vcpu) const;
     /// Re-homes a vCPU on a node (any thread): it takes the node at its next
     /// safe point (its view of guest RAM, the node its misses count for) and
     /// its host thread moves to the node's CPUs as at start. Fails on a vCPU
@@ -113,6 +116,8 @@ private:
     std::vector<std::unique_ptr<accel::VcpuEngine>> vcpus_;
     /// Each vCPU's home node (pin_vcpu changes it; any thread reads it).
     std::unique_ptr<std::atomic<unsigned>[]> homes_;
+    /// Each vCPU thread's host TID (vcpu_thread_id), 0 until it starts.
+    std::unique_ptr<std::atomic<int>[]> tids_;
     board::VirtBoard virt_;
     std::function<void(std::span<const u8>)> console_in_;
     ByteOrder byte_order_ = ByteOrder::Little;

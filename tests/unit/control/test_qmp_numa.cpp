@@ -249,3 +249,65 @@ TEST_CASE("pages-migrate moves a batch and lists the pages it could not move", "
           std::string::npos);
     CHECK(run(s, "query-version").contains("return"));
 }
+
+TEST_CASE("resolve-addresses maps host addresses and vCPU threads to guest pages and nodes", "[control][numa]") {
+    ControlFixture f(2);
+    auto s = negotiated(*f.commands);
+    start_toucher(f, s);
+    REQUIRE(run(s, vendor("vcpu-pin"), {{"vm", "t"}, {"vcpu", 0}, {"node", 1}}).contains("return"));
+    u64 store = 0, load = 0;
+    int tid = 0;
+    REQUIRE(f.fleet->with_running("t", [&](monitor::Vm& vm) {
+        store = reinterpret_cast<uintptr_t>(vm.ram().host_page(GuestPhysAddr(kTouchedStore)));
+        load = reinterpret_cast<uintptr_t>(vm.ram().host_page(GuestPhysAddr(kTouchedLoad)));
+        tid = vm.vcpu_thread_id(0);
+    }));
+    REQUIRE(store != 0);
+    REQUIRE(tid > 0);
+    const auto mm = f.fleet->machine_memory();
+    REQUIRE(mm);
+    const auto frame = mm->frame_of(reinterpret_cast<const u8*>(store));
+    REQUIRE(frame);
+    int outside = 0;
+    const json reply =
+        run(s, vendor("resolve-addresses"),
+            {{"samples",
+              {{{"addr", store + 0x10}, {"tid", tid}},
+               {{"addr", load}},                                                     // no tid
+               {{"addr", load + 8}, {"tid", 1}},                                     // not a vCPU thread
+               {{"addr", reinterpret_cast<uintptr_t>(&outside)}, {"tid", tid}}}}});  // not machine memory
+    REQUIRE(reply.contains("return"));
+    const json& r = reply["return"];
+    CHECK(r["unresolved"] == 1);
+    REQUIRE(r["pages"].size() == 3);
+    CHECK(r["pages"][0] == json{{"vm", "t"},
+                                {"gpa", kTouchedStore},
+                                {"node", mm->node_of(*frame)},
+                                {"state", "private"},
+                                {"accessor_node", 1}});
+    CHECK(r["pages"][1]["gpa"] == kTouchedLoad);
+    CHECK_FALSE(r["pages"][1].contains("accessor_node"));
+    CHECK(r["pages"][2]["gpa"] == kTouchedLoad);
+    CHECK_FALSE(r["pages"][2].contains("accessor_node"));
+
+    // Bad batches: empty, too long, not objects, bad or unknown fields; the session goes on.
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", json::array()}})).find("1 to 1024") !=
+          std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", json::array({{{"addr", 1}}})}})).empty());
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", std::vector<json>(1025, json{{"addr", store}})}}))
+              .find("1 to 1024") != std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", {1, 2}}})).find("array of objects") !=
+          std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", {{{"tid", tid}}}}})).find("{addr, tid?}") !=
+          std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", {{{"addr", "x"}}}}})).find("integer") !=
+          std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", {{{"addr", -1}}}}})).find("between") !=
+          std::string::npos);
+    CHECK(
+        error_desc(run(s, vendor("resolve-addresses"), {{"samples", {{{"addr", 1}, {"tid", 0}}}}})).find("between 1") !=
+        std::string::npos);
+    CHECK(error_desc(run(s, vendor("resolve-addresses"), {{"samples", {{{"addr", 1}, {"cpu", 0}}}}}))
+              .find("'cpu' is unexpected") != std::string::npos);
+    CHECK(run(s, "query-version").contains("return"));
+}

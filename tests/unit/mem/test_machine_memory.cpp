@@ -765,3 +765,37 @@ TEST_CASE("concurrent runs and single frames never share a frame", "[machine-mem
     CHECK(c.problems == 0);
     CHECK(c.runs > 100);
 }
+
+TEST_CASE("a host address resolves to its frame, node and users; others do not", "[machine-memory][resolve]") {
+    auto m = simulated(2, 8);
+    auto f = m->allocate(1, Placement::Bind);
+    REQUIRE(f);
+    REQUIRE(m->add_user(*f, {.vm = 3, .gppage = 0x42}));
+    const auto at = [](const u8* p) { return static_cast<u64>(reinterpret_cast<uintptr_t>(p)); };
+    auto owner = m->resolve_host_address(at(m->host(*f)) + 0x123);  // any byte of the frame
+    REQUIRE(owner);
+    CHECK(owner->frame == *f);
+    CHECK(owner->node == 1);
+    CHECK(owner->users == std::vector<FrameUser>{{.vm = 3, .gppage = 0x42}});
+
+    // A shared frame lists each of its users.
+    REQUIRE(m->add_user(*f, {.vm = 5, .gppage = 0x7}));
+    owner = m->resolve_host_address(at(m->host(*f)) + kPageSize - 1);
+    REQUIRE(owner);
+    auto users = owner->users;
+    std::sort(users.begin(), users.end());
+    CHECK(users == std::vector<FrameUser>{{.vm = 3, .gppage = 0x42}, {.vm = 5, .gppage = 0x7}});
+
+    // Node 0's first frame; then addresses outside every pool.
+    owner = m->resolve_host_address(at(m->host(MachineFrame(0))));
+    REQUIRE(owner);
+    CHECK(owner->node == 0);
+    CHECK(owner->users.empty());  // free: no users
+    const u8* end = m->host(MachineFrame(m->frame_count() - 1)) + kPageSize;
+    CHECK_FALSE(m->resolve_host_address(at(end)));
+    CHECK_FALSE(m->resolve_host_address(at(m->host(MachineFrame(0))) - 1));
+    CHECK_FALSE(m->resolve_host_address(0));
+    CHECK_FALSE(m->resolve_host_address(~0ull));
+    int on_stack = 0;
+    CHECK_FALSE(m->resolve_host_address(at(reinterpret_cast<const u8*>(&on_stack))));
+}
