@@ -7,6 +7,12 @@
 //
 //   overlay_crash [--cycles N] [--seed S] [--max-delay-ms M] [--keep DIR]
 //   overlay_crash --writer BASE OVERLAY FIRST_SEQ SEED      (the child)
+//   overlay_crash --dump BASE OVERLAY OUT
+//
+// --dump opens OVERLAY on BASE read-only, as a crash left it, writes the whole
+// disk it holds to OUT and prints "generation G clusters N size S" (exit 0), or
+// one line saying why it does not open (exit 1): the checker of
+// tests/linux/test_crash.py, whose writer is a Linux guest.
 //
 // The writer logs on stdout, one write(2) per line, each line before the
 // thing it announces can have happened:
@@ -24,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -70,6 +77,42 @@ void fill_sector(u8* out, u64 seq, u64 s) {
 void say(const std::string& line) {
     const std::string l = line + "\n";
     [[maybe_unused]] const ssize_t n = ::write(1, l.data(), l.size());
+}
+
+/// Opens the overlay on base read-only and reads the whole disk into `disk`;
+/// the reason if it does not open or read.
+std::string read_overlay(const std::string& base, const std::string& ovl, std::vector<u8>& disk,
+                         u64* generation = nullptr, u64* clusters = nullptr) {
+    auto ring = dev::IoRing::create(64);
+    if (!ring) return ring.error().message;
+    auto d = OverlayDisk::open(base, ovl, true, **ring);
+    if (!d) return "the overlay does not open: " + d.error().message;
+    disk.assign((*d)->size(), 0);
+    int result = 1;
+    const iovec iov{disk.data(), disk.size()};
+    (*d)->read(0, std::span<const iovec>(&iov, 1), [&](int r) { result = r; });
+    (*ring)->run_until([&] { return result != 1; });
+    if (result != 0) return "reading the disk failed: " + std::string(std::strerror(-result));
+    if (generation) *generation = (*d)->generation();
+    if (clusters) *clusters = (*d)->clusters_in_overlay();
+    return {};
+}
+
+int dump(const std::string& base, const std::string& ovl, const std::string& out) {
+    std::vector<u8> disk;
+    u64 generation = 0, clusters = 0;
+    if (auto why = read_overlay(base, ovl, disk, &generation, &clusters); !why.empty()) {
+        std::printf("overlay_crash: %s\n", why.c_str());
+        return 1;
+    }
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ::write(fd, disk.data(), disk.size()) != static_cast<ssize_t>(disk.size())) {
+        std::printf("overlay_crash: cannot write %s: %s\n", out.c_str(), std::strerror(errno));
+        return 1;
+    }
+    ::close(fd);
+    std::printf("generation %lu clusters %lu size %zu\n", generation, clusters, disk.size());
+    return 0;
 }
 
 // ---- the writer (child) ----
@@ -350,16 +393,8 @@ private:
             if (c.opened) return "the overlay is gone after the writer had opened it";
             for (u64 i = 0; i < kDiskBytes; ++i) disk[i] = base_byte(i);
         } else {
-            auto ring = dev::IoRing::create(64);
-            if (!ring) return ring.error().message;
-            auto d = OverlayDisk::open(base_, ovl_, true, **ring);
-            if (!d) return "the overlay does not open: " + d.error().message;
-            if ((*d)->size() != kDiskBytes) return "the disk size changed";
-            int result = 1;
-            const iovec iov{disk.data(), disk.size()};
-            (*d)->read(0, std::span<const iovec>(&iov, 1), [&](int r) { result = r; });
-            (*ring)->run_until([&] { return result != 1; });
-            if (result != 0) return "reading the disk failed: " + std::string(std::strerror(-result));
+            if (auto why = read_overlay(base_, ovl_, disk); !why.empty()) return why;
+            if (disk.size() != kDiskBytes) return "the disk size changed";
         }
         std::vector<u8> want(kSector);
         for (u64 s = 0; s < kSectors; ++s) {
@@ -420,6 +455,13 @@ int main(int argc, char** argv) {
     if (!args.empty() && args[0] == "--writer") {
         if (args.size() != 5) return 2;
         return writer(args[1], args[2], std::stoull(args[3]), std::stoull(args[4]));
+    }
+    if (!args.empty() && args[0] == "--dump") {
+        if (args.size() != 4) {
+            std::fprintf(stderr, "usage: overlay_crash --dump BASE OVERLAY OUT\n");
+            return 2;
+        }
+        return dump(args[1], args[2], args[3]);
     }
     Options o;
     o.seed = static_cast<u64>(std::chrono::system_clock::now().time_since_epoch().count());

@@ -123,6 +123,13 @@ class Console:
                 self._fail(f"timed out after {timeout} s waiting for {pattern!r}", ConsoleTimeout)
             self._read(left)
 
+    def read_for(self, seconds):
+        """Collects output for `seconds` (fail patterns still apply), or until the command's output
+        ends; waits for nothing in particular, so nothing fails for lack of output."""
+        deadline = time.monotonic() + seconds
+        while not self._eof and time.monotonic() < deadline:
+            self._read(deadline - time.monotonic())
+
     def send(self, text):
         data = text.encode()
         while data:

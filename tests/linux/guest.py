@@ -29,6 +29,14 @@ DISCO_APPEND = "console=ttyS0,115200n8 earlycon nokaslr rdinit=/init"
 MALTA_APPEND = "console=ttyS0 rdinit=/init"
 
 
+def wait_for_shell(con, first_output_timeout=240, boot_timeout=480, prompt_timeout=120):
+    """Waits on a booting guest's console (console.Console) for the shell prompt after READY. A guest
+    that never prints anything fails sooner than one that is merely slow."""
+    con.expect(r"\S", first_output_timeout)
+    con.expect(READY, max(boot_timeout - con.elapsed, 1))
+    con.expect(PROMPT, prompt_timeout)
+
+
 def missing_images(images, names):
     """The names in `names` that are not readable files in the folder `images`."""
     return [n for n in names if not os.access(os.path.join(images, n), os.R_OK)]

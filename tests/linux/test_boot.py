@@ -43,10 +43,7 @@ def check(condition, what):
 
 
 def boot(con, args):
-    # A guest that never prints anything fails sooner than one that is merely slow.
-    con.expect(r"\S", args.first_output_timeout)
-    con.expect(guest.READY, max(args.boot_timeout - con.elapsed, 1))
-    con.expect(guest.PROMPT, args.cmd_timeout)
+    guest.wait_for_shell(con, args.first_output_timeout, args.boot_timeout, args.cmd_timeout)
     print(f"shell prompt after {con.elapsed:.1f} s")
 
 
