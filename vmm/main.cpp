@@ -3,6 +3,7 @@
 //             [--smp N] [--disk FILE[,readonly][,overlay=OVL]]... [--no-reboot]
 //   disco run --vm FILE.json [--vm FILE.json]...   (several VMs: vmm/monitor/fleet.hpp)
 //   disco run ... --control PATH                    (the control socket for the run: vmm/control/run_control.hpp)
+//   disco run ... --metrics ADDR                    (Prometheus metrics for the run: vmm/control/metrics_server.hpp)
 //   disco daemon --config-dir DIR; disco list|status|start|stop   (vmm/control/cli_commands.hpp)
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include <optional>
 
 #include "vmm/control/cli_commands.hpp"
+#include "vmm/control/metrics_server.hpp"
 #include "vmm/control/run_control.hpp"
 #include "vmm/monitor/fleet.hpp"
 #include "vmm/monitor/footprint.hpp"
@@ -130,6 +132,11 @@ int main(int argc, char** argv) {
                     "Serve the control socket (QMP, configs/control-schema.md) at PATH for this run's VMs, as "
                     "`disco daemon` does: for disco-numad and scripts. With --kernel the VM is a fleet of one "
                     "named 'vm' whose console is output only");
+    std::string metrics;
+    run->add_option("--metrics", metrics,
+                    "Serve the monitor's figures for Prometheus (GET /metrics, text format 0.0.4) at ADDR: "
+                    "unix:PATH or tcp:HOST:PORT, HOST a loopback address (configs/control-schema.md, \"Metrics\"); "
+                    "off unless given. With --kernel the VM is a fleet of one named 'vm' whose console is output only");
     std::vector<std::string> vm_files;
     run->add_option("--vm", vm_files,
                     "Instead of --kernel: run the VMs a JSON file defines (configs/vm-schema.md), each with its own "
@@ -171,6 +178,11 @@ int main(int argc, char** argv) {
         auto served = disco::control::serve_run_control(control_socket, fleet_options);
         if (!served) return fail_line(served.error().message);
         companion = std::move(*served);
+    }
+    if (run->count("--metrics") > 0) {
+        auto address = disco::control::parse_metrics_address(metrics);
+        if (!address) return fail_line(fmt::format("--metrics {}: {}", metrics, address.error().message));
+        companion = disco::control::serve_run_metrics(std::move(*address), std::move(companion));
     }
     if (!vm_files.empty()) return disco::monitor::run_fleet(vm_files, fleet_options, companion);
     if (run->count("--kernel") == 0)

@@ -8,6 +8,19 @@ class QmpError(Exception):
     pass
 
 
+def eventually(probe, what, timeout=15, failure=AssertionError, interval=0.1):
+    """probe()'s first true value within `timeout` seconds, else `failure` naming `what` and the last
+    value (a test's polling of the monitor's figures)."""
+    end = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > end:
+            raise failure(f"{what} within {timeout} s (last: {got!r})")
+        time.sleep(interval)
+
+
 class Qmp:
     def __init__(self, path, timeout=10.0, negotiate=True):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

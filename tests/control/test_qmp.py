@@ -25,7 +25,6 @@ import os
 import random
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp_client import Qmp, QmpError  # noqa: E402
+from tiny_guests import IDLE, TOUCHED_LOAD, TOUCHED_STORE, TOUCHER, elf  # noqa: E402
+import qmp_client  # noqa: E402
 
 V = "__com.disco-project_"
 SOCKET_GROUP = 4242  # a gid no one uses: the group-access cases give it to a child on purpose
@@ -43,6 +44,10 @@ class Failure(Exception):
     pass
 
 
+def eventually(probe, what, timeout=15):
+    return qmp_client.eventually(probe, what, timeout, failure=Failure, interval=0.1)
+
+
 def check(cond, what):
     if not cond:
         raise Failure(what)
@@ -50,43 +55,12 @@ def check(cond, what):
 
 def idle_elf():
     """A MIPS64 little-endian ELF whose one vCPU loops on WAIT (it sleeps: no host CPU)."""
-    entry = 0xFFFFFFFF80010000
-    code = struct.pack("<III", 0x42000020, 0x1000FFFE, 0)  # 1: wait; b 1b; nop
-    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 8, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
-    phdr = struct.pack("<IIQQQQQQ", 1, 7, 120, entry, 0, len(code), len(code), 4096)
-    return ehdr + phdr + code
+    return elf(IDLE)
 
 
 def toucher_elf():
-    """A MIPS64 little-endian ELF for the virt board that stores to guest-physical 0x100000 and loads
-    from 0x101000 every 0.1 s, sleeping on WAIT for the CP0 timer in between (IM7 only, IE off: WAIT
-    returns without an exception, MD00087 WAIT). Its soft-TLB fills are what the access counters
-    count (the same guest as tests/unit/control/control_fixture.hpp's toucher_kernel())."""
-    entry = 0xFFFFFFFF80010000
-    words = [
-        0x40086000,  # mfc0 t0, Status
-        0x35088000,  # ori t0, t0, 0x8000 (IM7)
-        0x40886000,  # mtc0 t0, Status
-        0x3C098010,  # lui t1, 0x8010
-        0xAD200000,  # 1: sw zero, 0(t1)
-        0x8D2A1000,  # lw t2, 0x1000(t1)
-        0x400B4800,  # mfc0 t3, Count
-        0x3C0C0098,  # lui t4, 0x98 (~10 M ticks: 0.1 s at 100 MHz)
-        0x016C5821,  # addu t3, t3, t4
-        0x408B5800,  # mtc0 t3, Compare (clears the timer interrupt)
-        0x42000020,  # wait
-        0x1000FFF8,  # b 1b
-        0,           # nop
-    ]
-    code = struct.pack(f"<{len(words)}I", *words)
-    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 8, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
-    phdr = struct.pack("<IIQQQQQQ", 1, 7, 120, entry, 0, len(code), len(code), 4096)
-    return ehdr + phdr + code
-
-
-TOUCHED_STORE, TOUCHED_LOAD = 0x100000, 0x101000
+    """The virt board's toucher (tiny_guests.TOUCHER), as an ELF."""
+    return elf(TOUCHER)
 
 
 class Notify:
@@ -225,7 +199,7 @@ def case_commands(a, d, tmp):
         ({"execute": V + "vm-start", "arguments": {}}, "GenericError", "Parameter 'vm' is missing"),
         ({"execute": V + "vm-create", "arguments": {"definition": {"name": "x", "kernel": "k", "smp": "four"}}},
          "GenericError", 'field "smp"'),
-        ({"execute": "stop"}, "CommandNotFound", ""),
+        ({"execute": "cont", "arguments": {"vm": "idle"}}, "GenericError", "VM 'idle' is not paused"),
     ]:
         req["id"] = "err"
         q.send_raw(json.dumps(req))
@@ -474,17 +448,6 @@ def case_sigterm(a, tmp):
     finally:
         d.kill()
 
-
-def eventually(probe, what, timeout=15):
-    """probe()'s first true value within the time, else a Failure naming `what` and the last value."""
-    end = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > end:
-            raise Failure(f"{what} within {timeout} s (last: {got!r})")
-        time.sleep(0.1)
 
 
 def page_of(hot, gpa):

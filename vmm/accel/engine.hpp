@@ -35,7 +35,8 @@ public:
     virtual void start(u64 pc) = 0;
     /// Stops the vCPU until start() (any thread; the CPC's PWRDOWN).
     virtual void power_down() = 0;
-    /// Guest instructions retired so far (benchmarks, statistics).
+    /// Guest instructions retired so far (benchmarks, statistics); any thread:
+    /// while the vCPU runs, as of its latest time slice (exact once run() returns).
     virtual u64 retired() const = 0;
     /// Where the vCPU is, for error messages and traces.
     virtual std::string describe() const = 0;
@@ -45,6 +46,8 @@ public:
     virtual std::pair<u64, std::string> last_report() const = 0;
     /// Moves the vCPU to NUMA node `node` at its next safe point (Cpu::request_home); any thread.
     virtual void set_home_node(unsigned node) = 0;
+    /// Whether the vCPU sleeps parked while its VM is paused (CpuBus::pause); any thread.
+    virtual bool parked() const = 0;
 };
 
 /// The software CPU: the pre-decoded interpreter of vmm/cpu.

@@ -19,11 +19,12 @@ public:
     void kick() override { cpu_.kick(); }
     void start(u64 pc) override { cpu_.request_start(pc); }
     void power_down() override { cpu_.request_power_down(); }
-    u64 retired() const override { return cpu_.retired(); }
+    u64 retired() const override { return cpu_.retired_published(); }
     std::string describe() const override { return cpu_.where(); }
     void request_report() override { cpu_.request_report(); }
     std::pair<u64, std::string> last_report() const override { return cpu_.last_report(); }
     void set_home_node(unsigned node) override { cpu_.request_home(node); }
+    bool parked() const override { return cpu_.parked(); }
 
 private:
     cpu::Cpu cpu_;

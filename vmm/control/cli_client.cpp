@@ -253,6 +253,24 @@ int run_client(const std::string& command, const std::string& vm, const ClientOp
                         state_words(*info).c_str());
         return 0;
     }
+    // virsh's suspend, resume and shutdown, on QMP's standard commands.
+    const std::pair<std::string_view, std::string_view> verbs[] = {
+        {"suspend", "stop"}, {"resume", "cont"}, {"shutdown", "system_powerdown"}};
+    for (const auto& [verb, qmp] : verbs) {
+        if (command != verb) continue;
+        auto done = value_of(client.execute(std::string(qmp), name_arg));
+        if (!done) return refuse(done.error().message);
+        auto info = value_of(client.execute(vendor_command("vm-info"), name_arg));
+        if (!info) return refuse(info.error().message);
+        if (options.json)
+            print_json(*info);
+        else if (verb == "shutdown")
+            std::printf("VM %s is shutting down: its guest was asked to power off\n", vm.c_str());
+        else
+            std::printf("VM %s %s: %s\n", vm.c_str(), verb == "suspend" ? "suspended" : "resumed",
+                        state_words(*info).c_str());
+        return 0;
+    }
     return refuse(fmt::format("unknown control command '{}'", command));
 }
 }  // namespace disco::control

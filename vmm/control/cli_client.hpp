@@ -4,6 +4,9 @@
 //   disco status NAME          one VM in detail
 //   disco start NAME           start a VM that is shut off
 //   disco stop NAME            stop a running VM and wait until it has stopped
+//   disco suspend NAME         pause a running VM (QMP stop)
+//   disco resume NAME          let a paused VM run again (QMP cont)
+//   disco shutdown NAME        ask its guest to power off (QMP system_powerdown)
 // A human table by default; --json prints the reply's value for scripts.
 // Exit status 0 on success, 1 when the monitor refuses (its message on
 // stderr) or cannot be reached.
@@ -23,7 +26,8 @@ struct ClientOptions {
     double timeout_s = 30;
 };
 
-/// `command` is "list", "status", "start" or "stop"; `vm` names the VM (not for list).
+/// `command` is "list", "status", "start", "stop", "suspend", "resume" or
+/// "shutdown" (virsh's verbs); `vm` names the VM (not for list).
 int run_client(const std::string& command, const std::string& vm, const ClientOptions& options);
 
 /// One command over a fresh negotiated connection: the reply's value, or why

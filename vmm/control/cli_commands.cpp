@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "vmm/control/cli_console.hpp"
 #include "vmm/control/qmp_server.hpp"
 #include "vmm/util/size.hpp"
 
@@ -68,31 +69,42 @@ ControlSubcommands::ControlSubcommands(CLI::App& app) {
     daemon_->add_option("--max-vms", daemon_options_.max_vms, "The most VMs the monitor holds")
         ->check(CLI::Range(1u, 4096u))
         ->capture_default_str();
+    daemon_->add_option("--metrics", metrics_,
+                        "Serve the monitor's figures for Prometheus (GET /metrics) at ADDR: unix:PATH or "
+                        "tcp:HOST:PORT, HOST a loopback address (configs/control-schema.md, \"Metrics\"); off unless "
+                        "given");
 
     const std::pair<const char*, const char*> clients[] = {
         {"list", "List the VMs of a running monitor (disco daemon)"},
         {"status", "Show one VM of a running monitor"},
         {"start", "Start a VM that is shut off"},
         {"stop", "Stop a running VM and wait until it has stopped"},
+        {"suspend", "Pause a running VM: its vCPUs stop until resume"},
+        {"resume", "Let a paused VM run again"},
+        {"shutdown", "Ask a running VM's guest to power off (QMP system_powerdown); returns at once"},
+    };
+    const auto connection_flags = [this](CLI::App* sub) {
+        sub->add_option("--socket", client_options_.socket_path,
+                        fmt::format("The monitor's control socket (default {})", default_socket_path()));
+        sub->add_option("--timeout", client_options_.timeout_s, "Seconds to wait for the monitor")
+            ->capture_default_str();
+    };
+    const auto client_flags = [&](CLI::App* sub) {
+        connection_flags(sub);
+        sub->add_flag("--json", client_options_.json, "Print the monitor's reply as JSON, for scripts");
     };
     for (const auto& [name, help] : clients) {
         CLI::App* sub = app.add_subcommand(name, help);
-        sub->add_option("--socket", client_options_.socket_path,
-                        fmt::format("The monitor's control socket (default {})", default_socket_path()));
-        sub->add_flag("--json", client_options_.json, "Print the monitor's reply as JSON, for scripts");
-        sub->add_option("--timeout", client_options_.timeout_s, "Seconds to wait for the monitor")
-            ->capture_default_str();
+        client_flags(sub);
         if (std::string(name) != "list") sub->add_option("name", vm_, "The VM")->required();
         clients_.emplace_back(name, sub);
     }
 
-    const auto client_flags = [this](CLI::App* sub) {
-        sub->add_option("--socket", client_options_.socket_path,
-                        fmt::format("The monitor's control socket (default {})", default_socket_path()));
-        sub->add_flag("--json", client_options_.json, "Print the monitor's reply as JSON, for scripts");
-        sub->add_option("--timeout", client_options_.timeout_s, "Seconds to wait for the monitor")
-            ->capture_default_str();
-    };
+    console_ = app.add_subcommand("console",
+                                  "Attach this terminal to a running VM's console (a pty both ways, a log read-only); "
+                                  "Ctrl-A x leaves");
+    connection_flags(console_);
+    console_->add_option("name", vm_, "The VM")->required();
     CLI::App* stats = app.add_subcommand("stats", "Memory footprint of a running monitor's VMs (KSM's figures)");
     client_flags(stats);
     stats->add_option("name", numa_request_.vm, "Only this VM");
@@ -126,6 +138,7 @@ ControlSubcommands::ControlSubcommands(CLI::App& app) {
 std::optional<int> ControlSubcommands::run() const {
     for (const auto& [name, sub] : clients_)
         if (sub->parsed()) return run_client(name, vm_, client_options_);
+    if (console_->parsed()) return run_console_client(vm_, client_options_);
     // Deepest first: `numa hot` parses `numa` too.
     for (auto it = numa_clients_.rbegin(); it != numa_clients_.rend(); ++it) {
         if (!it->second->parsed()) continue;
@@ -148,6 +161,11 @@ std::optional<int> ControlSubcommands::run() const {
     auto bytes = parse_size(machine_memory_);
     if (!bytes) return usage_error(fmt::format("--machine-memory: {}", bytes.error().message));
     options.machine_bytes_per_node = *bytes;
+    if (daemon_->count("--metrics") > 0) {
+        auto address = parse_metrics_address(metrics_);
+        if (!address) return usage_error(fmt::format("--metrics {}: {}", metrics_, address.error().message));
+        options.metrics = std::move(*address);
+    }
     return run_daemon(options);
 }
 }  // namespace disco::control

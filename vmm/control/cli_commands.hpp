@@ -1,5 +1,5 @@
 // The command-line side of the control plane: the `daemon` subcommand and
-// the client subcommands (list, status, start, stop; stats, numa), registered on the
+// the client subcommands (list, status, start, stop; stats, numa; console), registered on the
 // `disco` CLI11 app so that main.cpp only adds them and asks whether one ran.
 #pragma once
 #include <CLI/CLI.hpp>
@@ -24,7 +24,7 @@ public:
 private:
     CLI::App* daemon_ = nullptr;
     std::vector<std::pair<std::string, CLI::App*>> clients_;
-    std::string group_, machine_memory_ = "8G";
+    std::string group_, machine_memory_ = "8G", metrics_;
     std::vector<std::string> allow_users_;
     DaemonOptions daemon_options_;
     ClientOptions client_options_;
@@ -32,5 +32,6 @@ private:
     /// stats, numa and numa's hot/migrate/replicate/collapse (cli_numa.hpp).
     std::vector<std::pair<std::string, CLI::App*>> numa_clients_;
     NumaClientRequest numa_request_;
+    CLI::App* console_ = nullptr;  // console NAME (cli_console.hpp)
 };
 }  // namespace disco::control

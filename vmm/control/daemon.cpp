@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "vmm/control/event_queue.hpp"
+#include "vmm/control/metrics_text.hpp"
 #include "vmm/control/qmp_commands.hpp"
 #include "vmm/control/qmp_server.hpp"
 #include "vmm/monitor/fleet.hpp"
@@ -69,8 +70,12 @@ std::string status_line(const monitor::Fleet& fleet, const std::string& socket, 
     const auto running = std::count_if(all.begin(), all.end(), [](const monitor::FleetVmStatus& vm) {
         return vm.state == monitor::FleetVmState::Running || vm.state == monitor::FleetVmState::Stopping;
     });
-    std::string line = fmt::format("{} of {} VM{} running; control socket {}", running, all.size(),
-                                   all.size() == 1 ? "" : "s", socket);
+    const auto paused = std::count_if(all.begin(), all.end(), [](const monitor::FleetVmStatus& vm) {
+        return vm.state == monitor::FleetVmState::Paused;
+    });
+    std::string line = fmt::format("{} of {} VM{} running", running, all.size(), all.size() == 1 ? "" : "s");
+    if (paused) line += fmt::format(", {} paused", paused);
+    line += fmt::format("; control socket {}", socket);
     if (rejected) line += fmt::format("; {} config file{} rejected", rejected, rejected == 1 ? "" : "s");
     return line;
 }
@@ -133,6 +138,15 @@ int run_daemon(const DaemonOptions& options) {
         say(server.error().message);
         return 2;
     }
+    std::unique_ptr<MetricsServer> metrics;
+    if (options.metrics) {
+        auto started = MetricsServer::start({.address = *options.metrics}, [&fleet] { return fleet_metrics(fleet); });
+        if (!started) {
+            say(fmt::format("--metrics {}: {}", to_string(*options.metrics), started.error().message));
+            return 2;
+        }
+        metrics = std::move(*started);
+    }
 
     bool signalled = false;  // the watcher thread's own
     monitor::SignalWatch signals({SIGINT, SIGTERM, SIGUSR1}, [&](int sig) {
@@ -154,6 +168,7 @@ int run_daemon(const DaemonOptions& options) {
         return 2;
     }
     say(fmt::format("serving {}", socket));
+    if (metrics) say(fmt::format("metrics at {}", metrics->where()));
 
     // STATUS= again whenever it changes (sd_notify blocks while systemd's queue is full: say only what is new).
     std::string why, said = status_line(fleet, socket, rejected);
@@ -170,6 +185,7 @@ int run_daemon(const DaemonOptions& options) {
     fleet.stop_all();
     fleet.wait();
     server->reset();  // after the VMs' last events, which it sends on its way out
+    metrics.reset();
     say("every VM has stopped; exiting");
     return 0;
 }

@@ -2,7 +2,8 @@
 // *.json file in the config folder (configs/vm-schema.md; a bad file is
 // reported — file, field, reason — and skipped, the others run), serves the
 // control socket (configs/control-schema.md), tells systemd when it is ready
-// and how its VMs are doing (Type=notify: READY=1, STATUS=, STOPPING=1), and
+// and how its VMs are doing (Type=notify: READY=1, STATUS=, STOPPING=1),
+// serves the Prometheus endpoint if asked (--metrics, metrics_server.hpp), and
 // on SIGTERM or SIGINT — or QMP's quit — stops every VM and exits 0. A
 // second signal exits at once. SIGUSR1 prints every running VM's state.
 #pragma once
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/control/metrics_server.hpp"
 #include "vmm/util/types.hpp"
 
 namespace disco::control {
@@ -26,6 +28,8 @@ struct DaemonOptions {
     /// 0: the host's NUMA nodes; N: N simulated nodes (as `disco run --numa-sim`).
     unsigned numa_sim = 0;
     usize max_vms = 64;
+    /// --metrics ADDR: the Prometheus endpoint (metrics_server.hpp); none unless given.
+    std::optional<MetricsAddress> metrics;
 };
 
 /// Runs the daemon; returns the process exit status (2 when it cannot start).

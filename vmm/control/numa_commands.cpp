@@ -324,19 +324,24 @@ NumaResult numa_topology(Fleet& fleet, EventQueue*, const json& args) {
         if (*only && **only != name) return;
         std::vector<unsigned> vcpu_nodes;
         for (unsigned i = 0; i < vm.vcpu_count(); ++i) vcpu_nodes.push_back(vm.home_node(i));
-        std::vector<u64> per_node(n, 0);
-        const GuestRam& ram = vm.ram();
-        ram.for_each_frame([&](u64 ppage, MachineFrame frame, u32 state) {
-            if (!(state & page_state::kReplicated)) {
-                if (mm->contains(frame)) ++per_node[mm->node_of(frame)];
-                return;
-            }
-            for (NodeId node : nodes_showing(ram, ppage))  // each replica once (the primary among them)
-                if (node < n) ++per_node[node];
-        });
-        vms.push_back({{"name", name}, {"vcpu_nodes", vcpu_nodes}, {"frames_per_node", per_node}});
+        vms.push_back(
+            {{"name", name}, {"vcpu_nodes", vcpu_nodes}, {"frames_per_node", vm_frames_per_node(vm.ram(), *mm)}});
     });
     return json{{"nodes", std::move(nodes)}, {"simulated", mm && mm->node_info(0).simulated}, {"vms", std::move(vms)}};
+}
+
+std::vector<u64> vm_frames_per_node(const GuestRam& ram, const MachineMemory& mm) {
+    const unsigned n = mm.node_count();
+    std::vector<u64> per_node(n, 0);
+    ram.for_each_frame([&](u64 ppage, MachineFrame frame, u32 state) {
+        if (!(state & page_state::kReplicated)) {
+            if (mm.contains(frame)) ++per_node[mm.node_of(frame)];
+            return;
+        }
+        for (NodeId node : nodes_showing(ram, ppage))  // each replica once (the primary among them)
+            if (node < n) ++per_node[node];
+    });
+    return per_node;
 }
 
 NumaResult numa_memory(Fleet& fleet, EventQueue*, const json& args) {

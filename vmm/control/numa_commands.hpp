@@ -43,6 +43,10 @@ NumaResult numa_page_collapse(monitor::Fleet& fleet, EventQueue* events, const n
 NumaResult numa_topology(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 /// memory {vm?} -> footprint figures (KSM's names)
 NumaResult numa_memory(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
+/// How many of the VM's machine frames are on each of the machine's nodes
+/// (a replicated page's replicas each once): numa's frames_per_node, the
+/// metrics' disco_vm_node_frames. One pass over the VM's pmap.
+std::vector<u64> vm_frames_per_node(const GuestRam& ram, const MachineMemory& mm);
 /// vcpu-pin {vm, vcpu, node} -> {}
 NumaResult numa_vcpu_pin(monitor::Fleet& fleet, EventQueue* events, const nlohmann::json& args);
 }  // namespace disco::control

@@ -149,10 +149,45 @@ json cmd_query_status(Context& c, const json& args) {
     return ok({{"running", rs.running}, {"status", rs.status}, {vendor("state"), libvirt_state(vm).state}});
 }
 
+/// Running or paused: a VM whose guest exists and that nobody is stopping.
+bool live(const FleetVmStatus& vm) { return vm.state == FleetVmState::Running || vm.state == FleetVmState::Paused; }
+
 json cmd_system_reset(Context& c, const json& args) {
     DISCO_TARGET(vm);
-    if (vm.state != FleetVmState::Running || !c.fleet.reset(vm.name))
-        return generic(fmt::format("VM {} is not running", cited(vm.name)));
+    if (!live(vm) || !c.fleet.reset(vm.name)) return generic(fmt::format("VM {} is not running", cited(vm.name)));
+    return ok();
+}
+
+void announce(Context& c, const char* event) {
+    // QMP's STOP, RESUME and POWERDOWN carry no data; VM_STATE names the VM.
+    if (c.options.events) c.options.events->push(make_event(event, nullptr));
+}
+
+json cmd_stop(Context& c, const json& args) {
+    DISCO_TARGET(vm);
+    if (vm.state == FleetVmState::Paused) return generic(fmt::format("VM {} is paused already", cited(vm.name)));
+    if (vm.state != FleetVmState::Running) return generic(fmt::format("VM {} is not running", cited(vm.name)));
+    if (auto paused = c.fleet.pause(vm.name); !paused) return generic(paused.error().message);
+    announce(c, "STOP");
+    return ok();
+}
+
+json cmd_cont(Context& c, const json& args) {
+    DISCO_TARGET(vm);
+    if (vm.state != FleetVmState::Paused) return generic(fmt::format("VM {} is not paused", cited(vm.name)));
+    if (auto resumed = c.fleet.resume(vm.name); !resumed) return generic(resumed.error().message);
+    announce(c, "RESUME");
+    return ok();
+}
+
+json cmd_system_powerdown(Context& c, const json& args) {
+    DISCO_TARGET(vm);
+    if (vm.machine != monitor::Machine::Virt)
+        return generic(
+            fmt::format("VM {} is bare-metal: system_powerdown is not supported (no guest OS to ask)", cited(vm.name)));
+    if (!live(vm)) return generic(fmt::format("VM {} is not running", cited(vm.name)));
+    if (auto asked = c.fleet.powerdown(vm.name); !asked) return generic(asked.error().message);
+    announce(c, "POWERDOWN");
     return ok();
 }
 
@@ -168,10 +203,14 @@ json cmd_query_cpus_fast(Context& c, const json& args) {
     DISCO_TARGET(vm);
     // vCPUs exist while the VM runs (a Vm holds them); before and after, none.
     json cpus = json::array();
-    for (unsigned i = 0; i < vm.vcpu_nodes.size(); ++i)
-        cpus.push_back({{"cpu-index", i},
-                        {"qom-path", fmt::format("/machine/cpu[{}]", i)},
-                        {"props", {{"core-id", i}, {"node-id", vm.vcpu_nodes[i]}}}});
+    for (unsigned i = 0; i < vm.vcpu_nodes.size(); ++i) {
+        json cpu = {{"cpu-index", i},
+                    {"qom-path", fmt::format("/machine/cpu[{}]", i)},
+                    {"props", {{"core-id", i}, {"node-id", vm.vcpu_nodes[i]}}}};
+        // The host thread that runs it (QEMU's "thread-id"), once that thread has started.
+        if (i < vm.vcpu_thread_ids.size() && vm.vcpu_thread_ids[i] > 0) cpu["thread-id"] = vm.vcpu_thread_ids[i];
+        cpus.push_back(std::move(cpu));
+    }
     return ok(std::move(cpus));
 }
 
@@ -224,7 +263,7 @@ json cmd_vm_start(Context& c, const json& args) {
 json cmd_vm_stop(Context& c, const json& args) {
     DISCO_TARGET(vm);
     if (vm.state == FleetVmState::Stopping) return ok();  // already on its way
-    if (vm.state != FleetVmState::Running) return generic(fmt::format("VM {} is not running", cited(vm.name)));
+    if (!live(vm)) return generic(fmt::format("VM {} is not running", cited(vm.name)));
     (void)c.fleet.stop(vm.name);
     return ok();
 }
@@ -260,6 +299,9 @@ const std::vector<CommandSpec>& command_table() {
             {"query-commands", {}, cmd_query_commands},
             {"query-status", {vm_optional}, cmd_query_status},
             {"system_reset", {vm_optional}, cmd_system_reset},
+            {"stop", {vm_optional}, cmd_stop},
+            {"cont", {vm_optional}, cmd_cont},
+            {"system_powerdown", {vm_optional}, cmd_system_powerdown},
             {"quit", {}, cmd_quit},
             {"query-cpus-fast", {vm_optional}, cmd_query_cpus_fast},
             {"query-memory-size-summary", {vm_optional}, cmd_query_memory_size_summary},

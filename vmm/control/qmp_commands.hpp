@@ -43,7 +43,8 @@ struct ControlOptions {
     usize max_vms = 64;
     /// quit: ask the monitor to stop every VM and exit (returns at once).
     std::function<void()> on_quit;
-    /// Where SHUTDOWN (quit) goes; may be null (no events).
+    /// Where the commands' own events go (SHUTDOWN, STOP, RESUME, POWERDOWN, the
+    /// page operations'); may be null (no events).
     EventQueue* events = nullptr;
 };
 

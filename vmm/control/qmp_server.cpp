@@ -49,27 +49,6 @@ Result<void, Error> private_folder(const std::filesystem::path& dir, std::option
     return {};
 }
 
-/// A path left by a monitor that died is a socket nobody answers on: removed.
-Result<void, Error> clear_stale(const std::string& path) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-        if (errno == ENOENT) return {};
-        return fail(error(fmt::format("{}: {}", path, errno_text())));
-    }
-    if (!S_ISSOCK(st.st_mode)) return fail(error(fmt::format("{} exists and is not a socket", path)));
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe < 0) return fail(error(fmt::format("socket: {}", errno_text())));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const bool answered = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(probe);
-    if (answered) return fail(error(fmt::format("another monitor is serving {}", path)));
-    if (::unlink(path.c_str()) != 0)
-        return fail(error(fmt::format("cannot remove the stale {}: {}", path, errno_text())));
-    return {};
-}
-
 /// A reply or event on the wire: compact JSON and CRLF, as QEMU sends. Strings
 /// that are not UTF-8 (a path, a name a client sent) go out with U+FFFD.
 std::string wire(const json& message) { return message.dump(-1, ' ', false, json::error_handler_t::replace) + "\r\n"; }
@@ -102,6 +81,27 @@ std::string default_socket_path() {
     return fmt::format("/tmp/disco-{}/qmp.sock", ::geteuid());
 }
 
+// A path left by a monitor that died is a socket nobody answers on.
+Result<void, Error> remove_stale_socket(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return {};
+        return fail(Error{fmt::format("{}: {}", path, errno_text())});
+    }
+    if (!S_ISSOCK(st.st_mode)) return fail(Error{fmt::format("{} exists and is not a socket", path)});
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return fail(Error{fmt::format("socket: {}", errno_text())});
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const bool answered = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(probe);
+    if (answered) return fail(Error{fmt::format("another monitor is serving {}", path)});
+    if (::unlink(path.c_str()) != 0)
+        return fail(Error{fmt::format("cannot remove the stale {}: {}", path, errno_text())});
+    return {};
+}
+
 Result<std::unique_ptr<QmpServer>, Error> QmpServer::start(QmpServerOptions options, QmpCommands& commands,
                                                            EventQueue& events) {
     const std::filesystem::path path(options.socket_path);
@@ -110,7 +110,7 @@ Result<std::unique_ptr<QmpServer>, Error> QmpServer::start(QmpServerOptions opti
         return fail(error(fmt::format("the path '{}' is empty or longer than {} bytes", options.socket_path,
                                       sizeof addr.sun_path - 1)));
     DISCO_TRY(private_folder(path.parent_path().empty() ? "." : path.parent_path(), options.group));
-    DISCO_TRY(clear_stale(options.socket_path));
+    if (auto cleared = remove_stale_socket(options.socket_path); !cleared) return fail(error(cleared.error().message));
 
     std::unique_ptr<QmpServer> server(new QmpServer(std::move(options), commands, events));
     const std::string& where = server->options_.socket_path;

@@ -89,6 +89,11 @@ private:
     std::thread thread_;
 };
 
+/// A unix socket path left by a monitor that died (a socket nobody answers
+/// on) is removed; nothing there is fine. Fails when the path is something
+/// else, or a socket someone serves (the control socket's and the metrics').
+Result<void, Error> remove_stale_socket(const std::string& path);
+
 /// Where the monitor's socket is unless told otherwise: /run/disco/qmp.sock
 /// for root, else $XDG_RUNTIME_DIR/disco/qmp.sock, else /tmp/disco-UID/qmp.sock.
 std::string default_socket_path();

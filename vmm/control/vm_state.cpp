@@ -14,6 +14,9 @@ VmStateNames libvirt_state(const monitor::FleetVmStatus& vm) {
             return {"shutoff", "unknown", "shut off", VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_UNKNOWN};
         case FleetVmState::Running:
             return {"running", "booted", "running", VIR_DOMAIN_RUNNING, VIR_DOMAIN_RUNNING_BOOTED};
+        case FleetVmState::Paused:
+            // QMP stop (virsh suspend): paused by the user.
+            return {"paused", "user", "paused", VIR_DOMAIN_PAUSED, VIR_DOMAIN_PAUSED_USER};
         case FleetVmState::Stopping:
             return {"shutdown", "user", "in shutdown", VIR_DOMAIN_SHUTDOWN, VIR_DOMAIN_SHUTDOWN_USER};
         case FleetVmState::Ended:
@@ -44,6 +47,8 @@ RunState qemu_run_state(const monitor::FleetVmStatus& vm) {
         case FleetVmState::Running:
         case FleetVmState::Stopping:  // its vCPUs run until it has ended
             return {"running", true};
+        case FleetVmState::Paused:
+            return {"paused", false};
         case FleetVmState::Ended:
             break;
     }

@@ -116,6 +116,11 @@ void Cpu::wait_for_interrupt() {
     for (;;) {
         const u64 seen = kicks_.load(std::memory_order_acquire);
         if (bus_.stop->load(std::memory_order_acquire)) return;
+        if (pause_requested()) {
+            // Parked inside WAIT: after the pause it goes on waiting.
+            if (!park()) return;
+            continue;
+        }
         const u64 now = now_ns();
         check_timer(now);
         poll_report("waiting (WAIT)");
@@ -126,6 +131,9 @@ void Cpu::wait_for_interrupt() {
             bus_.halted(index_);
             if (bus_.stop->load(std::memory_order_acquire)) return;
         }
+        // A vCPU that mostly waits may not start a new slice for a long time:
+        // publish what it retired before it sleeps, so statistics stay current.
+        retired_published_.store(retired(), std::memory_order_relaxed);
         enter_quiescent();
         {
             std::unique_lock<std::mutex> lock(wait_mutex_);

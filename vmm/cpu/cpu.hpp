@@ -97,6 +97,10 @@ struct CpuBus {
     /// Called on the vCPU's own thread once it has taken a new home node
     /// (request_home), so that the monitor can move the thread there too.
     std::function<void(unsigned node)> rehomed = {};
+    /// Set while the VM is paused (the monitor's stop / cont): the vCPU parks
+    /// at its next safe point and sleeps until it is cleared, or the VM stops
+    /// (null: never paused). The setter kicks the vCPU after either change.
+    const std::atomic<bool>* pause = nullptr;
 };
 
 /// Why run() returned.
@@ -133,6 +137,10 @@ public:
     RunExit run(u64 max_insns);
     /// Instructions retired so far.
     u64 retired() const { return retired_ + slot_insns; }
+    /// retired() as of the start of the vCPU's current time slice or its last
+    /// sleep in WAIT (exact once run() has returned), for other threads:
+    /// statistics while it runs.
+    u64 retired_published() const { return retired_published_.load(std::memory_order_relaxed); }
 
     /// Hardware interrupt lines IP2..IP6 (bit n = Cause.IP[n]); any thread.
     void set_irq_line(unsigned ip, bool level);
@@ -150,6 +158,9 @@ public:
     bool powered() const { return powered_.load(std::memory_order_acquire); }
     /// Puts a vCPU that has not run yet into the powered-down state (board set-up).
     void hold_in_reset() { powered_.store(false, std::memory_order_release); }
+    /// Whether the vCPU sleeps parked because its VM is paused (CpuBus::pause): it
+    /// runs no guest code and is quiescent for shootdowns until resumed (any thread).
+    bool parked() const { return parked_.load(std::memory_order_acquire); }
 
     ByteOrder byte_order() const { return order_; }
     const CpuBus& bus() const { return bus_; }
@@ -268,6 +279,7 @@ private:
     // pages are decoded and cached once per value (run_loop.cpp code_page()) ----
     bool ops64_enabled_ = true;
     u64 retired_ = 0;
+    std::atomic<u64> retired_published_{0};  // retired(), stored once a slice (the hot loop counts in retired_)
     SoftTlbEntry stlb_sets_[3][kSoftTlbSize];
     u64 seen_flush_epoch_ = 0;
     u64 timer_deadline_ns_ = ~0ull;
@@ -309,6 +321,13 @@ private:
     /// Applies a pending power request and sleeps while powered down; false when the VM stops.
     bool service_power();
     void cold_reset(u64 pc);
+
+    // Pause (power.cpp): a paused VM's vCPU parks at a safe point (between
+    // run slices, in WAIT, held in reset) and sleeps there.
+    bool pause_requested() const { return bus_.pause && bus_.pause->load(std::memory_order_acquire); }
+    /// Sleeps, quiescent, while the VM is paused; false when the VM stops meanwhile.
+    bool park();
+    std::atomic<bool> parked_{false};
 };
 
 }  // namespace disco::cpu

@@ -1,7 +1,8 @@
 // vCPU power and reset as the Cluster Power Controller drives a core
 // (guest-board.md §3): another thread asks, the vCPU's own thread applies the
 // request between instructions, so architectural state is only ever touched
-// by the thread that owns it (cpu.hpp's thread model).
+// by the thread that owns it (cpu.hpp's thread model). The monitor's pause
+// (QMP stop) parks a vCPU the same way.
 #include <chrono>
 
 #include "vmm/cpu/cpu.hpp"
@@ -53,6 +54,10 @@ bool Cpu::service_power() {
         const u64 seen = kicks_.load(std::memory_order_acquire);
         if (bus_.stop->load(std::memory_order_acquire)) return false;
         if (power_request_.load(std::memory_order_acquire) != kNoPowerRequest) continue;
+        if (pause_requested()) {
+            if (!park()) return false;
+            continue;
+        }
         enter_quiescent();
         {
             std::unique_lock<std::mutex> lock(wait_mutex_);
@@ -61,5 +66,31 @@ bool Cpu::service_power() {
         }
         leave_quiescent();
     }
+}
+
+bool Cpu::park() {
+    // Parked, the vCPU touches no guest memory: it is quiescent, so that page
+    // operations (numad, the page scanner, device DMA) never wait for a paused
+    // VM; leaving, it flushes its soft TLB if any shootdown came meanwhile
+    // (shootdown.hpp). It still answers diagnostics. Count and the timer are
+    // not touched: guest time goes on with the host's (control-schema.md).
+    enter_quiescent();
+    parked_.store(true, std::memory_order_release);
+    bool stopped = false;
+    for (;;) {
+        const u64 seen = kicks_.load(std::memory_order_acquire);
+        if (bus_.stop->load(std::memory_order_acquire)) {
+            stopped = true;
+            break;
+        }
+        if (!pause_requested()) break;
+        poll_report("paused");
+        // Interrupt lines and requests kick too: those wake-ups just sleep again.
+        std::unique_lock<std::mutex> lock(wait_mutex_);
+        wait_cv_.wait(lock, [&] { return kicks_.load(std::memory_order_acquire) != seen; });
+    }
+    parked_.store(false, std::memory_order_release);
+    leave_quiescent();
+    return !stopped;
 }
 }  // namespace disco::cpu

@@ -66,18 +66,24 @@ RunExit Cpu::run(u64 max_insns) {
     leave_quiescent();
     struct Quiesce {
         Cpu& c;
-        ~Quiesce() { c.enter_quiescent(); }
+        ~Quiesce() {
+            c.retired_published_.store(c.retired(), std::memory_order_relaxed);
+            c.enter_quiescent();
+        }
     } quiesce{*this};
     const u64 end = retired_ + max_insns;
     unsigned fetch_faults = 0;
     while (retired_ < end) {
         if (bus_.stop->load(std::memory_order_acquire)) return RunExit::Stopped;
+        if (pause_requested()) [[unlikely]]
+            if (!park()) return RunExit::Stopped;
         if (power_request_.load(std::memory_order_relaxed) != kNoPowerRequest || !powered()) [[unlikely]]
             if (!service_power()) return RunExit::Stopped;
         check_timer(now_ns());
         poll_shootdown();
         poll_report("running");
         poll_home();
+        retired_published_.store(retired(), std::memory_order_relaxed);
         const u64 slice_end = std::min(end, retired_ + kSliceInsns);
         while (retired_ < slice_end) {
             if (!pending_delay && interrupt_pending()) take_interrupt();

@@ -19,7 +19,9 @@ constexpr u8 FCR_ENABLE = 0x01, FCR_RX_RESET = 0x02;
 constexpr u8 LCR_DLAB = 0x80;
 // MCR: DTR, RTS, OUT1, OUT2, LOOP; bits 5-7 are always 0.
 constexpr u8 MCR_LOOP = 0x10, MCR_MASK = 0x1F;
-constexpr u8 LSR_DR = 0x01, LSR_OE = 0x02, LSR_THRE = 0x20, LSR_TEMT = 0x40;
+// LSR: BI is the break indicator; RXFE ("error in RCVR FIFO") is set in FIFO
+// mode while a character with an error (here: a break) waits in the FIFO.
+constexpr u8 LSR_DR = 0x01, LSR_OE = 0x02, LSR_BI = 0x10, LSR_THRE = 0x20, LSR_TEMT = 0x40, LSR_RXFE = 0x80;
 // MSR: bits 4-7 are the complemented modem inputs CTS, DSR, RI, DCD; bits 0-3 their deltas.
 constexpr u8 MSR_CTS = 0x10, MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80;
 constexpr u8 MSR_DCTS = 0x01, MSR_DDSR = 0x02, MSR_TERI = 0x04, MSR_DDCD = 0x08;
@@ -48,9 +50,28 @@ void Uart16550::mmio_write(u64 offset, unsigned, u64 value) {
 
 void Uart16550::push_input(std::span<const u8> bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    backlog_.insert(backlog_.end(), bytes.begin(), bytes.end());
+    for (const u8 b : bytes) backlog_.push_back({b, false});
     refill_rx_locked();
     update_irq_locked();
+}
+
+void Uart16550::push_break() {
+    // "When break occurs only one zero character is loaded into the FIFO" (PC16550D, LSR bit 4).
+    std::lock_guard<std::mutex> lock(mutex_);
+    backlog_.push_back({0, true});
+    refill_rx_locked();
+    update_irq_locked();
+}
+
+bool Uart16550::break_pending_locked() const {
+    // In FIFO mode the error belongs to its character and shows when that
+    // character is at the top; an LSR read clears BI (PC16550D, LSR bit 4).
+    return !rx_fifo_.empty() && rx_fifo_.front().brk && !break_reported_;
+}
+
+void Uart16550::pop_rx_locked() {
+    rx_fifo_.pop_front();
+    break_reported_ = false;  // the next character's BI, if any, is new
 }
 
 usize Uart16550::input_pending() const {
@@ -64,8 +85,8 @@ u8 Uart16550::read_locked(u64 reg) {
         case RBR_THR: {
             if (dlab) return dll_;
             if (rx_fifo_.empty()) return 0;
-            const u8 v = rx_fifo_.front();
-            rx_fifo_.pop_front();
+            const u8 v = rx_fifo_.front().byte;
+            pop_rx_locked();
             refill_rx_locked();
             return v;
         }
@@ -83,9 +104,16 @@ u8 Uart16550::read_locked(u64 reg) {
         case MCR:
             return mcr_;
         case LSR: {
-            const u8 v =
-                static_cast<u8>(LSR_THRE | LSR_TEMT | (rx_fifo_.empty() ? 0 : LSR_DR) | (overrun_ ? LSR_OE : 0));
+            const bool bi = break_pending_locked();
+            // RXFE: a break in the FIFO that no LSR read has shown yet (cleared
+            // by the read unless another one follows).
+            bool rxfe = false;
+            if (fcr_ & FCR_ENABLE)
+                for (usize i = (break_reported_ ? 1 : 0); i < rx_fifo_.size() && !rxfe; ++i) rxfe = rx_fifo_[i].brk;
+            const u8 v = static_cast<u8>(LSR_THRE | LSR_TEMT | (rx_fifo_.empty() ? 0 : LSR_DR) |
+                                         (overrun_ ? LSR_OE : 0) | (bi ? LSR_BI : 0) | (rxfe ? LSR_RXFE : 0));
             overrun_ = false;  // error bits clear on read
+            if (bi) break_reported_ = true;
             return v;
         }
         case MSR: {
@@ -112,7 +140,7 @@ void Uart16550::write_locked(u64 reg, u8 v) {
                 // Loopback: the transmitter feeds the receiver and the line
                 // stays idle. A full receiver loses the byte and flags overrun.
                 if (rx_fifo_.size() < rx_capacity_locked()) {
-                    rx_fifo_.push_back(v);
+                    rx_fifo_.push_back({v, false});
                 } else {
                     overrun_ = true;
                 }
@@ -159,6 +187,7 @@ void Uart16550::write_fcr_locked(u8 v) {
         fcr_ = v & 0xC9;  // keep enable, DMA mode and trigger level; the reset bits self-clear
         if (v & FCR_RX_RESET) rx_fifo_.clear();
     }
+    if (rx_fifo_.empty()) break_reported_ = false;
     refill_rx_locked();
 }
 
@@ -180,7 +209,7 @@ u8 Uart16550::iir_locked() const {
     // receiver line status, received data (or character timeout), THR empty,
     // modem status.
     const u8 fifos = (fcr_ & FCR_ENABLE) ? IIR_FIFOS : 0;
-    if ((ier_ & IER_RLS) && overrun_) return fifos | IIR_RLS;
+    if ((ier_ & IER_RLS) && (overrun_ || break_pending_locked())) return fifos | IIR_RLS;
     if ((ier_ & IER_RDA) && !rx_fifo_.empty()) {
         // With FIFOs, data below the trigger level is reported as a character
         // timeout. There is no character clock here, so the timeout counts as

@@ -9,6 +9,10 @@
 // with FIFOs off). Bytes typed on the console first wait in an unbounded
 // host-side backlog and move into the FIFO as the guest drains it: a real
 // line would have overrun, but the host has no reason to drop keystrokes.
+// A break on the line (push_break) is what the part makes of one: a 0
+// character flagged with LSR.BI, revealed when it reaches the top of the
+// FIFO, with a receiver line status interrupt (PC16550D, "Line Status
+// Register" bit 4 and "FIFO Interrupt Mode Operation").
 //
 // Threads: vCPU threads access registers while another thread calls
 // push_input(); one mutex guards the state. Both callbacks run under that
@@ -44,6 +48,10 @@ public:
 
     /// Queues bytes arriving on the serial line (any thread).
     void push_input(std::span<const u8> bytes);
+    /// Queues a break on the serial line after what was pushed before it (any
+    /// thread). Linux's 8250 driver takes a break on its console port as the
+    /// magic SysRq prefix: the next character is a SysRq command (uart_handle_break).
+    void push_break();
     /// Input bytes not yet read by the guest (FIFO and backlog), so that a
     /// feeder thread can apply back-pressure if it wants to.
     usize input_pending() const;
@@ -58,12 +66,22 @@ private:
     usize rx_capacity_locked() const;
     void refill_rx_locked();
     void update_irq_locked();
+    /// LSR.BI: the character at the top of the FIFO is a break, not yet reported by an LSR read.
+    bool break_pending_locked() const;
+    void pop_rx_locked();
+
+    /// A received character: a byte, or the 0 character a break loads.
+    struct RxChar {
+        u8 byte;
+        bool brk;
+    };
 
     mutable std::mutex mutex_;
     Output out_;
     IrqLine irq_;
-    std::deque<u8> rx_fifo_;  // what the guest can read now (≤ rx_capacity_locked())
-    std::deque<u8> backlog_;  // pushed, waiting for room in the FIFO
+    std::deque<RxChar> rx_fifo_;   // what the guest can read now (≤ rx_capacity_locked())
+    std::deque<RxChar> backlog_;   // pushed, waiting for room in the FIFO
+    bool break_reported_ = false;  // an LSR read has shown the top character's BI (cleared when it is popped)
     u8 ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, fcr_ = 0;
     u8 dll_ = 0x0C, dlm_ = 0;    // 9600 baud from a 1.8432 MHz clock, a common reset-time value
     u8 msr_delta_ = 0;           // MSR bits 0-3, cleared when MSR is read

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "vmm/monitor/signal_watch.hpp"
 #include "vmm/monitor/stats_document.hpp"
@@ -135,6 +136,18 @@ Footprint Fleet::peak_footprint() const {
 
 std::string Fleet::scan_summary() const { return scanner_ ? scanner_->summary() : std::string(); }
 
+std::optional<ScanStats> Fleet::scan_stats() const {
+    const PageScanner* scanner = nullptr;
+    {
+        // Made with the machine memory, and lives as long as the Fleet; its own
+        // mutex may be held for a batch, which need not hold up the Fleet's.
+        std::lock_guard lock(mutex_);
+        scanner = scanner_.get();
+    }
+    if (!scanner) return std::nullopt;
+    return scanner->stats();
+}
+
 std::optional<DiskCacheStats> Fleet::disk_cache_stats() const {
     std::lock_guard lock(mutex_);
     if (!disk_cache_) return std::nullopt;
@@ -230,6 +243,7 @@ Result<void, Error> Fleet::start(const std::string& name) {
         finished = std::move(slot->supervisor);
         slot->end.reset();
         slot->stop_requested = false;
+        slot->paused = false;
         launch_locked(*slot);
     }
     if (finished.joinable()) finished.join();
@@ -242,6 +256,60 @@ bool Fleet::reset(const std::string& name) {
     if (!slot || !slot->running || slot->stop_requested) return false;
     slot->running->request_exit({VmExit::Kind::Reboot, 0});
     return true;
+}
+
+Result<void, Error> Fleet::pause(const std::string& name, std::chrono::milliseconds limit) {
+    {
+        std::lock_guard lock(mutex_);
+        Slot* slot = find(name);
+        if (!slot) return fail(Error{fmt::format("no VM named \"{}\"", name)});
+        if (!live_locked(*slot)) return fail(Error{fmt::format("VM \"{}\" is not running", name)});
+        if (slot->paused) return fail(Error{fmt::format("VM \"{}\" is paused already", name)});
+        slot->paused = true;
+        if (slot->running) slot->running->pause();
+        notify_locked(*slot);
+    }
+    // The wait is outside the lock (the console's input and every status take
+    // it); the Vm is looked up afresh each time, since it may end meanwhile.
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        {
+            std::lock_guard lock(mutex_);
+            Slot* slot = find(name);
+            // Ended, resumed or being stopped meanwhile, or no Vm to wait for: done.
+            if (!slot || !slot->paused || !live_locked(*slot) || !slot->running || slot->running->parked()) return {};
+            if (std::chrono::steady_clock::now() >= deadline) {
+                slot->paused = false;
+                slot->running->resume();
+                notify_locked(*slot);
+                return fail(
+                    Error{fmt::format("VM \"{}\": a vCPU did not reach a safe point within {} ms (stuck in "
+                                      "the monitor?); the VM runs on",
+                                      name, limit.count())});
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+Result<void, Error> Fleet::resume(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    Slot* slot = find(name);
+    if (!slot) return fail(Error{fmt::format("no VM named \"{}\"", name)});
+    if (!slot->paused || !live_locked(*slot)) return fail(Error{fmt::format("VM \"{}\" is not paused", name)});
+    slot->paused = false;
+    if (slot->running) slot->running->resume();
+    notify_locked(*slot);
+    return {};
+}
+
+Result<void, Error> Fleet::powerdown(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    Slot* slot = find(name);
+    if (!slot) return fail(Error{fmt::format("no VM named \"{}\"", name)});
+    if (!live_locked(*slot)) return fail(Error{fmt::format("VM \"{}\" is not running", name)});
+    if (!slot->running) return fail(Error{fmt::format("VM \"{}\" is starting (no guest to ask yet)", name)});
+    return slot->running->request_powerdown();
 }
 
 Result<void, Error> Fleet::remove(const std::string& name) {
@@ -268,7 +336,9 @@ FleetVmStatus Fleet::status_locked(const Slot& slot) const {
     if (slot.end)
         st.state = FleetVmState::Ended;
     else if (slot.supervisor.joinable())
-        st.state = slot.stop_requested ? FleetVmState::Stopping : FleetVmState::Running;
+        st.state = slot.stop_requested ? FleetVmState::Stopping
+                   : slot.paused       ? FleetVmState::Paused
+                                       : FleetVmState::Running;
     st.end = slot.end;
     st.machine = slot.def.config.machine;
     st.vcpus = slot.def.config.smp;
@@ -276,7 +346,10 @@ FleetVmStatus Fleet::status_locked(const Slot& slot) const {
     st.console = slot.console->where();
     st.source = slot.def.source;
     if (slot.running)
-        for (unsigned i = 0; i < slot.def.config.smp; ++i) st.vcpu_nodes.push_back(slot.running->home_node(i));
+        for (unsigned i = 0; i < slot.def.config.smp; ++i) {
+            st.vcpu_nodes.push_back(slot.running->home_node(i));
+            st.vcpu_thread_ids.push_back(slot.running->vcpu_thread_id(i));
+        }
     return st;
 }
 
@@ -385,6 +458,7 @@ std::optional<FleetVmEnd> Fleet::run_once(Slot& slot) {
         std::lock_guard lock(mutex_);
         slot.running = vm->get();
         if (slot.stop_requested) slot.running->request_exit({VmExit::Kind::PowerOff, 0});
+        if (slot.paused) slot.running->pause();  // paused across a reset: the vCPUs park before running
     }
     if (scanner_) scanner_->add((*vm)->ram());
     const VmExit exit = (*vm)->run();
@@ -425,6 +499,7 @@ void Fleet::finish(Slot& slot, FleetVmEnd end) {
     message(fmt::format("vm {} ended: {} (status {})", slot.def.name, describe(end), end.status));
     std::lock_guard lock(mutex_);
     slot.end = end;
+    slot.paused = false;
     notify_locked(slot);
     ended_cv_.notify_all();
 }

@@ -6,12 +6,14 @@
 //
 // Threads: add(), start_all(), stop(), stop_all(), wait() and ended() may be
 // called from any thread (one Fleet mutex guards the slots), and so may the
-// control plane's start(), reset(), remove(), status() and statuses().
+// control plane's start(), reset(), pause(), resume(), powerdown(), remove(),
+// status() and statuses().
 // Messages ("disco: vm NAME ...") go to the message fd. The Fleet's destructor
 // stops every VM and joins the supervisors.
 #pragma once
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -78,6 +80,7 @@ struct FleetVmEnd {
 enum class FleetVmState {
     Defined,   // added, never started
     Running,   // its supervisor runs it (or is building, or rebuilding after a reboot, its Vm)
+    Paused,    // running, but pause() parked its vCPUs until resume()
     Stopping,  // stop() asked it to end; it has not ended yet
     Ended,     // it ended (FleetVmStatus::end says how); start() may run it again
 };
@@ -94,6 +97,8 @@ struct FleetVmStatus {
     std::string source;   // the file that defined it, as given
     /// Each vCPU's home NUMA node while a Vm exists (Vm::home_node); empty otherwise.
     std::vector<unsigned> vcpu_nodes;
+    /// Each vCPU's host thread id while a Vm exists (Vm::vcpu_thread_id; 0 until its thread starts).
+    std::vector<int> vcpu_thread_ids;
 };
 
 class Fleet {
@@ -128,6 +133,8 @@ public:
     Footprint peak_footprint() const;
     /// The page scanner's figures ("" when --page-scan is off).
     std::string scan_summary() const;
+    /// The page scanner's figures (nothing when --page-scan is off or no VM started).
+    std::optional<ScanStats> scan_stats() const;
     /// The disk page cache's figures (nothing when --disk-cache is off or no VM started).
     std::optional<DiskCacheStats> disk_cache_stats() const;
     /// Drops the disk page cache's entries (once every VM has ended: its frames go back).
@@ -145,8 +152,24 @@ public:
     Result<void, Error> start(const std::string& name);
     /// A guest reset: the running Vm ends as if the guest had rebooted, and
     /// the VM's reboot policy applies (a fresh Vm, or the end under "exit").
-    /// False if the VM is unknown or not running.
+    /// False if the VM is unknown or not running. A paused VM stays paused:
+    /// its fresh Vm starts with its vCPUs parked, as QEMU keeps a stopped
+    /// guest stopped across system_reset.
     bool reset(const std::string& name);
+    /// Pauses a running VM (Vm::pause) and waits until every vCPU has parked,
+    /// at most `limit`. Fails on an unknown VM, one that is not running (or
+    /// already paused), or vCPUs that did not park in time (the pause is then
+    /// undone: the VM runs on). A VM whose Vm is being rebuilt has nothing to
+    /// wait for: its next Vm starts paused. stop() and reset() still work on a
+    /// paused VM.
+    Result<void, Error> pause(const std::string& name,
+                              std::chrono::milliseconds limit = std::chrono::milliseconds(5000));
+    /// Wakes a paused VM. Fails on an unknown VM or one that is not paused.
+    Result<void, Error> resume(const std::string& name);
+    /// Asks a running virt VM's guest to power off (Vm::request_powerdown);
+    /// it then ends as a guest power-off. Fails on an unknown VM, a bare-metal
+    /// one, one that is not running, or one whose Vm is being (re)built.
+    Result<void, Error> powerdown(const std::string& name);
     /// Takes a VM that is not running (never started, or ended) out of the
     /// fleet; its name may be used again. Fails on an unknown name or a VM
     /// that is running or stopping.
@@ -180,6 +203,8 @@ private:
         std::thread supervisor;
         Vm* running = nullptr;  // the live Vm, if any (under Fleet::mutex_)
         bool stop_requested = false;
+        /// pause() until resume(); every Vm of the run starts paused while set.
+        bool paused = false;
         std::optional<FleetVmEnd> end;
         /// Its number in machine memory's reverse map: unique in the fleet for
         /// the fleet's life (a removed VM's is not reused), never 0.
@@ -197,6 +222,10 @@ private:
     /// Opens the slot's console input and starts its supervisor (mutex_ held).
     void launch_locked(Slot& slot);
     FleetVmStatus status_locked(const Slot& slot) const;
+    /// Started, not ended and not being stopped (mutex_ held).
+    static bool live_locked(const Slot& slot) {
+        return slot.supervisor.joinable() && !slot.end && !slot.stop_requested;
+    }
     /// options_.on_state_change with the slot's status (mutex_ held).
     void notify_locked(const Slot& slot) const;
 

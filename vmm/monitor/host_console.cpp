@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -215,6 +216,8 @@ void HostConsole::forward(std::span<const u8> bytes) {
 }
 
 void HostConsole::print_help() const {
-    write_all(options_.message_fd, "disco console: C-a x  end the VM   C-a C-a  send C-a   C-a h  this help\n");
+    const std::string keys =
+        std::string("disco console: C-a x  ") + options_.escape_meaning + "   C-a C-a  send C-a   C-a h  this help\n";
+    write_all(options_.message_fd, keys);
 }
 }  // namespace disco::monitor

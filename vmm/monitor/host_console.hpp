@@ -52,6 +52,8 @@ public:
         int message_fd = STDERR_FILENO;
         /// Decode Ctrl-A escapes; unset: only when input_fd is a terminal.
         std::optional<bool> escapes = std::nullopt;
+        /// What Ctrl-A x does, for Ctrl-A h's key list.
+        const char* escape_meaning = "end the VM";
     };
 
     static constexpr u8 kEscapeKey = 0x01;  // Ctrl-A

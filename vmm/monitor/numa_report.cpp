@@ -34,14 +34,18 @@ AccessReport read_access_report(const MachineMemory& mm, usize limit, std::optio
     AccessReport report;
     const AccessCounters& ac = mm.access_counters();
     std::map<FrameUser, HotGuestPage> pages;  // ordered: ties break by VM, then page
+    report.per_node.resize(ac.node_count());
     for_each_counted(mm, [&](MachineFrame frame, const AccessSplit& split, const std::vector<u32>& counts) {
         report.all += split;
+        const NodeId home = mm.node_of(frame);
+        for (NodeId n = 0; n < counts.size(); ++n)
+            (n == home ? report.per_node[n].local : report.per_node[n].remote) += counts[n];
         auto users = mm.users(frame);
         if (!users) return;
         const bool written = ac.written(frame);
         for (const FrameUser& u : *users) {
             report.per_vm[u.vm] += split;
-            if (only_vm && u.vm != *only_vm) continue;
+            if (limit == 0 || (only_vm && u.vm != *only_vm)) continue;
             HotGuestPage& p = pages[u];
             if (p.counts.empty()) {
                 p.vm_id = u.vm;

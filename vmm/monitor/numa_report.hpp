@@ -41,13 +41,14 @@ struct HotGuestPage {
 struct AccessReport {
     AccessSplit all;
     std::unordered_map<u32, AccessSplit> per_vm;  // by reverse-map VM id
+    std::vector<AccessSplit> per_node;            // by the accessing vCPUs' node: local when the frame is on it
     std::vector<HotGuestPage> pages;              // hottest first (ties: lower VM id, then lower page)
 };
 
 /// Local and remote counts over every frame.
 AccessSplit count_accesses(const MachineMemory& mm);
 
-/// The figures, with at most `limit` pages; `only_vm`: pages of that VM only
-/// (the totals still cover everything).
+/// The figures, with at most `limit` pages (0: the totals only); `only_vm`:
+/// pages of that VM only (the totals still cover everything).
 AccessReport read_access_report(const MachineMemory& mm, usize limit, std::optional<u32> only_vm);
 }  // namespace disco::monitor

@@ -120,6 +120,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
             &vm->ram_, &vm->mmio_, vm->code_.get(), &vm->stop_, [self](const std::string& m) { self->abort_with(m); },
             nullptr};
         bus.shootdown = vm->shootdown_.get();
+        bus.pause = &vm->pause_;
         bus.view = vm->homes_[i].load(std::memory_order_relaxed);
         if (cfg.access_counters && vm->machine_memory_) bus.access_counters = &vm->machine_memory_->access_counters();
         bus.rehomed = [self, i](unsigned) { self->bind_to_home_node(i); };
@@ -135,6 +136,7 @@ Result<std::unique_ptr<Vm>, Error> Vm::create(const VmConfig& config) {
 }
 
 Vm::~Vm() {
+    end_powerdown();  // it types on the UART
     // Devices (and their threads) go before the vCPUs they call into.
     virt_ = {};
     mmio_ = {};
@@ -176,6 +178,77 @@ void Vm::console_input(std::span<const u8> bytes) {
     if (console_in_) console_in_(bytes);
 }
 
+void Vm::pause() {
+    pause_.store(true, std::memory_order_seq_cst);
+    for (auto& v : vcpus_) v->kick();
+    { std::lock_guard lock(powerdown_mutex_); }
+    powerdown_cv_.notify_all();
+}
+
+void Vm::resume() {
+    pause_.store(false, std::memory_order_seq_cst);
+    for (auto& v : vcpus_) v->kick();
+    { std::lock_guard lock(powerdown_mutex_); }
+    powerdown_cv_.notify_all();
+}
+
+bool Vm::parked() const {
+    if (stop_.load(std::memory_order_acquire)) return true;
+    for (const auto& v : vcpus_)
+        if (!v->parked()) return false;
+    return true;
+}
+
+Result<void, Error> Vm::request_powerdown() {
+    if (machine_ != Machine::Virt || !virt_.uart)
+        return fail(Error{"system_powerdown is not supported on a bare-metal VM (no guest OS to ask)"});
+    std::lock_guard lock(powerdown_mutex_);
+    if (powerdown_end_) return fail(Error{"the VM is ending"});
+    if (!powerdown_.joinable()) powerdown_ = std::thread([this] { powerdown_sequence(); });
+    return {};
+}
+
+void Vm::powerdown_sequence() {
+    // Magic SysRq on the serial console (Linux's Documentation/admin-guide/sysrq.rst):
+    // the 8250 driver takes a break on its console port as the prefix and the
+    // next character as the command (uart_handle_break). Debian's kernel has
+    // CONFIG_MAGIC_SYSRQ_SERIAL=y and CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE=0x01b6,
+    // which allows sync (0x10), remount read-only (0x20) and power off (0x80).
+    // Each command is queued work in the guest: the spacing lets one finish
+    // before the next, so that the file systems are synced and read-only
+    // before the power goes. Only time the guest runs counts.
+    constexpr char kKeys[] = {'s', 'u', 'o'};
+    constexpr auto kSpacing = std::chrono::seconds(1);
+    std::unique_lock lock(powerdown_mutex_);
+    const auto ended = [this] { return powerdown_end_ || stop_.load(std::memory_order_acquire); };
+    for (usize i = 0; i < std::size(kKeys); ++i) {
+        std::chrono::steady_clock::duration left = i ? kSpacing : std::chrono::steady_clock::duration::zero();
+        for (;;) {
+            if (ended()) return;
+            if (paused()) {
+                powerdown_cv_.wait(lock, [&] { return ended() || !paused(); });
+                continue;
+            }
+            if (left <= left.zero()) break;
+            const auto from = std::chrono::steady_clock::now();
+            powerdown_cv_.wait_for(lock, left, [&] { return ended() || paused(); });
+            left -= std::chrono::steady_clock::now() - from;
+        }
+        const u8 key = static_cast<u8>(kKeys[i]);
+        virt_.uart->push_break();
+        virt_.uart->push_input(std::span<const u8>(&key, 1));
+    }
+}
+
+void Vm::end_powerdown() {
+    {
+        std::lock_guard lock(powerdown_mutex_);
+        powerdown_end_ = true;
+    }
+    powerdown_cv_.notify_all();
+    if (powerdown_.joinable()) powerdown_.join();
+}
+
 VmExit Vm::run() {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
@@ -199,6 +272,7 @@ VmExit Vm::run() {
         churn = std::make_unique<PageChurn>(ram_, machine_memory_->node_count(), page_churn_,
                                             static_cast<u64>(start.time_since_epoch().count()));
     for (auto& t : threads) t.join();
+    end_powerdown();
     if (churn) {
         churn->stop();
         churn_summary_ = churn->summary();

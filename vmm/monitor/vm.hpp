@@ -5,10 +5,13 @@
 // (virtio, GIC timer, RTC) belong to the board's devices and end with the Vm.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vmm/accel/engine.hpp"
@@ -75,6 +78,24 @@ public:
     void abort_with(const std::string& message);
     /// Bytes typed on the console (any thread).
     void console_input(std::span<const u8> bytes);
+    /// Pauses the VM (QMP stop; any thread): each vCPU parks at its next safe
+    /// point (between run slices, in WAIT, held in reset) and sleeps there,
+    /// quiescent for shootdowns, so that page operations never wait for it.
+    /// Returns at once: parked() says when every vCPU has. A paused VM still
+    /// ends on request_exit (stop, reset). Before run() it starts paused.
+    void pause();
+    /// Wakes a paused VM's vCPUs (QMP cont; any thread).
+    void resume();
+    bool paused() const { return pause_.load(std::memory_order_acquire); }
+    /// Whether no vCPU runs guest code: each is parked, or the VM is ending (any thread).
+    bool parked() const;
+    /// A graceful power-off request (QMP system_powerdown; any thread), which
+    /// an unmodified Linux guest honours: the board has no power button, so it
+    /// types magic SysRq on the serial console, break + 's' (sync), break + 'u'
+    /// (remount read-only), break + 'o' (power off), one second of the guest's
+    /// running time apart, on a thread of its own. Returns at once; a second
+    /// request changes nothing. Fails on a bare-metal VM.
+    Result<void, Error> request_powerdown();
     /// Diagnostics for a hung guest: each vCPU's state (reported by the vCPU
     /// at a safe point; one that does not answer within a second is named as
     /// stuck) and the devices' state, one line each, prefixed with `prefix`.
@@ -105,6 +126,9 @@ private:
     Result<accel::ResetState, Error> build_baremetal(const VmConfig& config);
     void on_halted(unsigned vcpu);
     void bind_to_home_node(unsigned vcpu);
+    void powerdown_sequence();
+    /// Ends and joins the powerdown thread (before the devices it types on go).
+    void end_powerdown();
 
     // Declared first, destroyed last: RAM views and frames belong to it.
     std::shared_ptr<MachineMemory> machine_memory_;
@@ -123,6 +147,13 @@ private:
     ByteOrder byte_order_ = ByteOrder::Little;
     Machine machine_ = Machine::Virt;
     std::atomic<bool> stop_{false};
+    /// Set while paused (CpuBus::pause); pause() and resume() kick every vCPU after changing it.
+    std::atomic<bool> pause_{false};
+    // request_powerdown's thread, and what wakes it (a pause change, the VM's end).
+    std::thread powerdown_;
+    std::mutex powerdown_mutex_;
+    std::condition_variable powerdown_cv_;
+    bool powerdown_end_ = false;  // under powerdown_mutex_
     VmExit exit_;
     std::atomic<bool> exit_set_{false};
     u64 max_insns_ = 0;

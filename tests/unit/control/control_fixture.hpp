@@ -143,6 +143,13 @@ inline nlohmann::json run(control::QmpSession& s, const std::string& command, nl
     return s.handle(request);
 }
 
+/// A session past the qmp_capabilities negotiation (QMP spec, "Capabilities negotiation").
+inline control::QmpSession negotiated(control::QmpCommands& commands) {
+    control::QmpSession s(commands);
+    REQUIRE(run(s, "qmp_capabilities") == nlohmann::json{{"return", nlohmann::json::object()}});
+    return s;
+}
+
 inline std::string vendor(const std::string& name) { return std::string(control::kVendorPrefix) + name; }
 
 inline std::string error_class(const nlohmann::json& reply) {

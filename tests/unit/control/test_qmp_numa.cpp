@@ -10,12 +10,6 @@ using namespace disco::test;
 using json = nlohmann::json;
 
 namespace {
-control::QmpSession negotiated(control::QmpCommands& commands) {
-    control::QmpSession s(commands);
-    REQUIRE(run(s, "qmp_capabilities") == json{{"return", json::object()}});
-    return s;
-}
-
 /// Starts the toucher as "t" and waits until hot-pages shows its stored page.
 json start_toucher(ControlFixture& f, control::QmpSession& s) {
     REQUIRE(run(s, vendor("vm-create"), {{"definition", toucher_vm(f, "t")}}).contains("return"));

@@ -214,3 +214,62 @@ TEST_CASE("uart16550: input pushed from another thread arrives complete and in o
     CHECK(in_order);
     CHECK(r.uart.input_pending() == 0);
 }
+
+TEST_CASE("uart16550: a break is one 0 character with LSR.BI and a line status interrupt", "[dev]") {
+    Rig r;
+    r.wr(FCR, 0x01);  // FIFOs on, trigger at 1
+    r.wr(IER, 0x05);  // received data and line status, as Linux's 8250 driver enables them
+    r.push("a");
+    r.uart.push_break();
+    r.push("s");
+    CHECK(r.uart.input_pending() == 3);
+    // 'a' is at the top: plain data; the break behind it already shows in LSR bit 7 (FIFO mode).
+    CHECK(r.rd(IIR) == 0xC4);
+    u8 lsr = r.rd(LSR);
+    CHECK((lsr & 0x11) == 0x01);  // DR, not BI
+    CHECK((lsr & 0x80) == 0x80);
+    CHECK(r.rd(RBR) == 'a');
+    // The break's character reaches the top: receiver line status, the highest priority.
+    CHECK(r.irq());
+    CHECK(r.rd(IIR) == 0xC6);
+    lsr = r.rd(LSR);
+    CHECK((lsr & 0x11) == 0x11);  // DR | BI
+    // The read cleared BI, and with it the line status interrupt; the 0 character is still data.
+    CHECK((r.rd(LSR) & 0x10) == 0);
+    CHECK(r.rd(IIR) == 0xC4);
+    CHECK(r.rd(RBR) == 0);
+    lsr = r.rd(LSR);
+    CHECK((lsr & 0x91) == 0x01);  // 's': no error left in the FIFO
+    CHECK(r.rd(RBR) == 's');
+    CHECK(r.rd(IIR) == 0xC1);
+    CHECK_FALSE(r.irq());
+}
+
+TEST_CASE("uart16550: a break with the FIFOs off, behind the backlog, and without RLS enabled", "[dev]") {
+    Rig r;
+    r.wr(IER, 0x01);  // received data only: a break is just a 0 byte with BI
+    r.push("xy");
+    r.uart.push_break();
+    CHECK(r.rd(IIR) == 0x04);
+    std::string got;
+    std::vector<u8> lsrs;
+    for (u8 lsr; (lsr = r.rd(LSR)) & 1;) {
+        lsrs.push_back(lsr);
+        got += static_cast<char>(r.rd(RBR));
+    }
+    CHECK(got == std::string("xy\0", 3));
+    REQUIRE(lsrs.size() == 3);
+    CHECK((lsrs[0] & 0x90) == 0);
+    CHECK((lsrs[1] & 0x90) == 0);
+    CHECK((lsrs[2] & 0x90) == 0x10);  // BI; no FIFO error bit with the FIFOs off
+    CHECK(r.uart.input_pending() == 0);
+
+    // A receiver FIFO reset drops a break like any character.
+    r.wr(FCR, 0x01);
+    r.uart.push_break();
+    r.wr(FCR, 0x03);
+    CHECK((r.rd(LSR) & 0x91) == 0);
+    r.push("k");
+    CHECK((r.rd(LSR) & 0x91) == 0x01);
+    CHECK(r.rd(RBR) == 'k');
+}
