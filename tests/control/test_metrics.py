@@ -9,7 +9,8 @@ tcp:127.0.0.1:PORT`, scraped with hand-written HTTP/1.0 requests:
     disco_vm_instructions_total, which grows between two scrapes for the spinning VM; per node:
     disco_node_frames_in_use and capacity; monitor-wide: disco_monitor_vms == 2;
   - 404 for another path; the unix socket is 0600 and gone after the run ends (SIGTERM, status 0);
-  - an address that is not loopback is refused: one line naming it, exit status 2.
+  - an address that is not loopback is refused: one line naming it, exit status 2;
+  - `disco daemon --metrics unix:PATH` serves its VMs' figures and removes the socket on SIGTERM.
 
   test_metrics.py --disco PATH
 """
@@ -191,13 +192,58 @@ def case_refused(a, tmp):
     print("non-loopback and malformed addresses refused with one line, status 2", flush=True)
 
 
+def case_daemon(a, tmp):
+    """`disco daemon --metrics unix:PATH`: its VMs' figures, the socket gone once it exits; a
+    non-loopback address refused as `disco run` refuses it."""
+    cfg = os.path.join(tmp, "vms")
+    os.mkdir(cfg)
+    with open(os.path.join(cfg, "idle.elf"), "wb") as f:
+        f.write(elf(IDLE))
+    with open(os.path.join(cfg, "idle.json"), "w") as f:
+        json.dump({"name": "idle", "machine": "baremetal", "kernel": "idle.elf", "memory": "16M",
+                   "console": {"log": "idle.log"}}, f)
+    daemon = [a.disco, "daemon", "--config-dir", cfg, "--socket", os.path.join(tmp, "run", "qmp.sock"),
+              "--machine-memory", "256M"]
+    r = subprocess.run(daemon + ["--metrics", "tcp:10.0.0.1:9100"], capture_output=True, text=True, timeout=30)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == 2 and len(lines) == 1 and "--metrics tcp:10.0.0.1:9100" in lines[0]
+          and "loopback" in lines[0], f"daemon --metrics tcp:10.0.0.1:9100: status {r.returncode}, {r.stderr!r}")
+    path = os.path.join(tmp, "metrics.sock")
+    log_path = os.path.join(tmp, "daemon.log")
+    with open(log_path, "w") as log:
+        d = subprocess.Popen(daemon + ["--metrics", f"unix:{path}"], stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=log)
+    try:
+        def ready():
+            if d.poll() is not None:
+                raise Failure(f"disco daemon ended with {d.returncode}: {open(log_path).read()}")
+            return f"metrics at unix:{path}" in open(log_path).read()
+        eventually(ready, "the daemon's 'metrics at' line")
+
+        def connect():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            return s
+        s = scrape(connect)
+        check(s['disco_vm_info{vm="idle",machine="baremetal"}'] == 1, "the daemon's VM in disco_vm_info")
+        check(s['disco_vm_state{vm="idle",state="running"}'] == 1, "the daemon's VM running")
+        check(s["disco_monitor_vms"] == 1, "disco_monitor_vms of the daemon")
+    finally:
+        if d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+        status = d.wait(timeout=30)
+    check(status == 0, f"disco daemon after SIGTERM: status {status}: {open(log_path).read()}")
+    check(not os.path.exists(path), "the daemon's metrics socket is left behind")
+    print("disco daemon --metrics: served, refused a non-loopback address, removed its socket", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--disco", required=True)
     a = p.parse_args()
     a.disco = os.path.abspath(a.disco)
     try:
-        for case in (case_refused, case_unix, case_tcp):
+        for case in (case_refused, case_unix, case_tcp, case_daemon):
             with tempfile.TemporaryDirectory(prefix="disco-metrics-") as tmp:
                 case(a, tmp)
     except (Failure, OSError, subprocess.TimeoutExpired) as e:

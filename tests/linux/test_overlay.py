@@ -28,10 +28,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "control"))
 import guest  # noqa: E402
+from qmp_client import Qmp, QmpError  # noqa: E402
 
 SKIP = 77
 BASE_MARKER = b"base-marker-0001"
@@ -73,15 +76,42 @@ READ = "head -c 16 /dev/vda | tr a-z A-Z; echo"
 WRITE_A = "echo ovl-of-vm-a-000 > /dev/vda && sync"
 
 
-def run_fleet(args, folder, files, run, expect_status=0, extra=()):
+def poll_sharing(sock, proc, seen):
+    """Appends the monitor's pages_sharing to `seen` every 0.25 s while `proc` runs."""
+    q = None
+    while proc.poll() is None:
+        try:
+            q = q or Qmp(sock, timeout=10)
+            seen.append(q.ok("__com.disco-project_memory")["pages_sharing"])
+        except (OSError, QmpError):
+            q = None  # not up yet, or going away
+        time.sleep(0.25)
+
+
+def run_fleet(args, folder, files, run, expect_status=0, extra=(), sharing_seen=None):
+    sharing_seen = [] if sharing_seen is None else sharing_seen
     for f in files:  # fresh logs for this run
         log = os.path.join(folder, os.path.basename(f).replace(".json", ".log"))
         if os.path.exists(log):
             os.remove(log)
     cmd = [os.path.abspath(args.disco), "run"] + list(extra) + sum((["--vm", f] for f in files), [])
+    sock = os.path.join(folder, f"ctl-{run}.sock")
+    cmd += ["--control", sock]
     print(f"$ {' '.join(cmd)}", flush=True)
     start = time.monotonic()
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=args.timeout)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Asking for the memory figures while the VMs run also feeds --stats's peak (the footprint is
+    # otherwise measured only when a VM ends, when its guest may have let its cached pages go).
+    most_sharing = threading.Thread(target=poll_sharing, args=(sock, proc, sharing_seen), daemon=True)
+    most_sharing.start()
+    try:
+        _, stderr = proc.communicate(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    most_sharing.join(5)
+    r = subprocess.CompletedProcess(cmd, proc.returncode, "", stderr)
     print(r.stderr, end="")
     print(f"run {run}: {time.monotonic() - start:.1f} s", flush=True)
     for f in files:
@@ -112,12 +142,16 @@ def run(args, tmp, images):
     want_base, want_a = BASE_MARKER.decode().upper(), "OVL-OF-VM-A-000"
 
     # Run 1: vm-a writes, vm-b (started together, reading after a pause) does not see it.
-    # vm-a lives on until after vm-b's read, so that the footprint taken when vm-a ends sees both
-    # VMs mapping the cached base blocks that neither wrote.
-    a = write_vm(tmp, images, "a", f"{READ}; {WRITE_A}; {READ}; sleep 8")
-    b = write_vm(tmp, images, "b", f"sleep 3; {READ}")
+    # vm-a lives on until after vm-b's read, so that the footprint, asked for while both run, sees
+    # both VMs mapping the cached base blocks that neither wrote.
+    # Each holds /dev/vda open (fd 3) while it sleeps: Linux drops a block device's page cache
+    # when its last opener closes it, and the pages it frees are soon reused (written: private).
+    a = write_vm(tmp, images, "a", f"exec 3</dev/vda; {READ}; {WRITE_A}; {READ}; sleep 8")
+    b = write_vm(tmp, images, "b", f"exec 3</dev/vda; sleep 3; {READ}; sleep 3")
     stats_file = os.path.join(tmp, "stats-1.json")
-    run_fleet(args, tmp, [a, b], 1, extra=["--stats", stats_file])
+    sharing = []
+    run_fleet(args, tmp, [a, b], 1, extra=["--stats", stats_file], sharing_seen=sharing)
+    print(f"run 1: pages_sharing while the VMs ran: at most {max(sharing, default=None)} in {len(sharing)} samples")
     with open(stats_file) as f:
         stats = json.load(f)
     print(f"run 1: disk_cache {stats.get('disk_cache')}, peak pages_sharing {stats['peak']['pages_sharing']}")
