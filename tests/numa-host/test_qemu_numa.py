@@ -66,8 +66,10 @@ def parse(console):
     """The guest's NUMA-* lines: {key: [value, ...]} in order."""
     lines = {}
     for line in console.splitlines():
-        # SeaBIOS's terminal resets (ESC c, ESC [ ... ) may share the first line.
-        m = re.match(r"(NUMA-[A-Z-]+)(?: (.*))?$", re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|c)", "", line).strip())
+        # SeaBIOS's output and terminal resets (ESC c, ESC [ ...) may share the first line
+        # ("Booting from ROM...NUMA-NODES 2"): a key counts where it starts a word.
+        m = re.search(r"(?:^|(?<=[\s.]))(NUMA-[A-Z-]+)(?: (.*))?$",
+                      re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|c)", "", line).strip())
         if m:
             lines.setdefault(m.group(1), []).append((m.group(2) or "").strip())
     return lines
