@@ -292,21 +292,12 @@ Result<std::unique_ptr<MetricsServer>, Error> MetricsServer::start(MetricsServer
 }
 
 MetricsServer::~MetricsServer() {
-    if (thread_.joinable()) {
-        stopping_.store(true);
-        const u64 one = 1;
-        [[maybe_unused]] const ssize_t n = ::write(stop_fd_, &one, sizeof one);
-        thread_.join();
-    }
+    stop_serving_thread(thread_, stopping_, stop_fd_);
     clients_.clear();
     if (listen_fd_ >= 0) {
         ::close(listen_fd_);
-        // Only our own socket: a monitor started since may have put its own there.
-        struct stat st {};
-        const std::string& path = options_.address.path;
-        if (options_.address.kind == MetricsAddress::Kind::Unix && socket_ino_ != 0 &&
-            ::lstat(path.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_)
-            ::unlink(path.c_str());
+        if (options_.address.kind == MetricsAddress::Kind::Unix)
+            unlink_own_socket(options_.address.path, socket_dev_, socket_ino_);
     }
     if (stop_fd_ >= 0) ::close(stop_fd_);
 }
@@ -381,15 +372,24 @@ void MetricsServer::accept_clients() {
     }
 }
 
+/// One recv() on a client's non-blocking socket: the bytes read (0 at the
+/// client's end), or -1 when there is nothing more for now (and c.gone set
+/// when that is an error rather than EAGAIN).
+ssize_t MetricsServer::receive(Client& c, char* buf, usize size) {
+    for (;;) {
+        const ssize_t n = ::recv(c.fd, buf, size, 0);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) c.gone = true;
+        return -1;
+    }
+}
+
 void MetricsServer::read_from(Client& c) {
     char buf[4096];
     for (;;) {
-        const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) c.gone = true;
-            return;
-        }
+        const ssize_t n = receive(c, buf, sizeof buf);
+        if (n < 0) return;
         if (n == 0) {
             // Gone before a whole head: nothing to answer if it said nothing,
             // else what came is answered as it is (a 400, most likely).
@@ -448,12 +448,8 @@ void MetricsServer::write_to(Client& c) {
 void MetricsServer::drain(Client& c) {
     char buf[4096];
     for (;;) {
-        const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) c.gone = true;
-            return;
-        }
+        const ssize_t n = receive(c, buf, sizeof buf);
+        if (n < 0) return;
         c.drained += static_cast<usize>(n);
         if (n == 0 || c.drained > kMaxDrained) {
             c.gone = true;

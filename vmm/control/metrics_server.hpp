@@ -87,6 +87,7 @@ private:
     MetricsServer(MetricsServerOptions options, Render render);
     void serve();
     void accept_clients();
+    static ssize_t receive(Client& c, char* buf, usize size);
     void read_from(Client& c);
     void respond(Client& c, usize end);
     void write_to(Client& c);

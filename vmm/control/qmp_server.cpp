@@ -137,20 +137,25 @@ Result<std::unique_ptr<QmpServer>, Error> QmpServer::start(QmpServerOptions opti
     return server;
 }
 
+void stop_serving_thread(std::thread& thread, std::atomic<bool>& stopping, int stop_fd) {
+    if (!thread.joinable()) return;
+    stopping.store(true);
+    const u64 one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(stop_fd, &one, sizeof one);
+    thread.join();
+}
+
+void unlink_own_socket(const std::string& path, dev_t dev, ino_t ino) {
+    struct stat st {};
+    if (ino != 0 && ::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
+}
+
 QmpServer::~QmpServer() {
-    if (thread_.joinable()) {
-        stopping_.store(true);
-        const u64 one = 1;
-        [[maybe_unused]] const ssize_t n = ::write(stop_fd_, &one, sizeof one);
-        thread_.join();
-    }
+    stop_serving_thread(thread_, stopping_, stop_fd_);
     clients_.clear();
     if (listen_fd_ >= 0) {
         ::close(listen_fd_);
-        // Only our own socket: a monitor started since may have put its own there.
-        struct stat st {};
-        if (::lstat(options_.socket_path.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_)
-            ::unlink(options_.socket_path.c_str());
+        unlink_own_socket(options_.socket_path, socket_dev_, socket_ino_);
     }
     if (stop_fd_ >= 0) ::close(stop_fd_);
 }

@@ -94,6 +94,14 @@ private:
 /// else, or a socket someone serves (the control socket's and the metrics').
 Result<void, Error> remove_stale_socket(const std::string& path);
 
+/// A serving thread's end, for the control and metrics servers: sets
+/// `stopping`, wakes the thread's poll through its eventfd, joins it.
+void stop_serving_thread(std::thread& thread, std::atomic<bool>& stopping, int stop_fd);
+
+/// Unlinks the socket at path if it is still the one this server made (same
+/// device and inode): a monitor started since may have put its own there.
+void unlink_own_socket(const std::string& path, dev_t dev, ino_t ino);
+
 /// Where the monitor's socket is unless told otherwise: /run/disco/qmp.sock
 /// for root, else $XDG_RUNTIME_DIR/disco/qmp.sock, else /tmp/disco-UID/qmp.sock.
 std::string default_socket_path();
