@@ -357,10 +357,10 @@ void MetricsServer::serve() {
 
 void MetricsServer::accept_clients() {
     for (;;) {
-        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        std::string why;
+        const int fd = accept_connection(listen_fd_, why);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                log(fmt::format("accept: {}", errno_text()));
+            if (!why.empty()) log(why);
             return;
         }
         if (clients_.size() >= options_.max_clients) {

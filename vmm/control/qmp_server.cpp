@@ -145,6 +145,14 @@ void stop_serving_thread(std::thread& thread, std::atomic<bool>& stopping, int s
     thread.join();
 }
 
+int accept_connection(int listen_fd, std::string& why) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    // No one waiting, or one who left before being accepted: not worth a line.
+    if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        why = fmt::format("accept: {}", errno_text());
+    return fd;
+}
+
 void unlink_own_socket(const std::string& path, dev_t dev, ino_t ino) {
     struct stat st {};
     if (ino != 0 && ::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
@@ -213,10 +221,10 @@ void QmpServer::serve() {
 
 void QmpServer::accept_clients() {
     for (;;) {
-        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        std::string why;
+        const int fd = accept_connection(listen_fd_, why);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                log(fmt::format("accept: {}", errno_text()));
+            if (!why.empty()) log(why);
             return;
         }
         ucred peer{};

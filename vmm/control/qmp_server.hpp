@@ -98,6 +98,11 @@ Result<void, Error> remove_stale_socket(const std::string& path);
 /// `stopping`, wakes the thread's poll through its eventfd, joins it.
 void stop_serving_thread(std::thread& thread, std::atomic<bool>& stopping, int stop_fd);
 
+/// The next connection on a non-blocking listening socket, itself non-blocking
+/// and close-on-exec; -1 when there is none now (why is set if that is an error
+/// worth logging).
+int accept_connection(int listen_fd, std::string& why);
+
 /// Unlinks the socket at path if it is still the one this server made (same
 /// device and inode): a monitor started since may have put its own there.
 void unlink_own_socket(const std::string& path, dev_t dev, ino_t ino);
